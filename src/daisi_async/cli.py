@@ -1,0 +1,124 @@
+"""The ``daisi`` command.
+
+Example::
+
+    daisi serve examples/daisies --port 8421
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``"8GB"``, ``"512MiB"``, ``"1048576"`` -> bytes (binary units)."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 512MB, 8GB)")
+    unit = (m.group(2) or "").lower()[:1]
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``daisi`` command."""
+    parser = argparse.ArgumentParser(prog="daisi", description="Call and serve Daisies.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve a folder of Daisies (the local runtime)")
+    serve.add_argument("path", type=Path, help="a Daisi folder, or a folder of Daisi folders")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8421, help="0 picks a free port")
+    serve.add_argument(
+        "--store",
+        type=Path,
+        default=Path(".daisi"),
+        help="where executions, logs and blobs are kept",
+    )
+    serve.add_argument(
+        "--tokens", type=Path, help="tokens file: JSON {token: user} or 'TOKEN USER' lines"
+    )
+    serve.add_argument(
+        "--workers", type=_positive_int, default=1, help="worker processes per Daisi"
+    )
+    serve.add_argument(
+        "--timeout", type=float, default=1800.0, help="time limit per execution, seconds"
+    )
+    serve.add_argument(
+        "--memory-limit", type=parse_size, default=parse_size("8GB"), help="memory limit per worker"
+    )
+    serve.add_argument(
+        "--max-body", type=parse_size, default=parse_size("1GB"), help="largest request body"
+    )
+    serve.add_argument(
+        "--owner", default="local", help="owner of Daisies whose daisi.toml names none"
+    )
+    serve.add_argument("--legacy-only", action="store_true", help="serve only the pydaisi routes")
+    serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from .server.auth import load_tokens
+        from .server.engine import RuntimeConfig
+        from .server.serve import run
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        print(
+            f"daisi serve needs the server extra: pip install 'daisi-async[server]' ({exc})",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.path.is_dir():
+        print(f"daisi serve: {args.path} is not a folder", file=sys.stderr)
+        return 2
+    tokens = {}
+    if args.tokens is not None:
+        try:
+            tokens = load_tokens(args.tokens)
+        except (OSError, ValueError) as exc:
+            print(f"daisi serve: can't read the tokens file: {exc}", file=sys.stderr)
+            return 2
+    config = RuntimeConfig(
+        root=args.path.resolve(),
+        store_dir=args.store.resolve(),
+        tokens=tokens,
+        workers=args.workers,
+        timeout=args.timeout,
+        memory_limit=args.memory_limit,
+        max_body_bytes=args.max_body,
+        legacy_only=args.legacy_only,
+        default_owner=args.owner,
+    )
+    try:
+        run(config, host=args.host, port=args.port, ready_file=args.ready_file)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"daisi serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``daisi`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return 2  # pragma: no cover - argparse rejects unknown commands

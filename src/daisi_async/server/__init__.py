@@ -1,0 +1,1 @@
+"""The local Daisi runtime: ``daisi serve DIR`` (needs the ``server`` extra)."""

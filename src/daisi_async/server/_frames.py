@@ -1,0 +1,104 @@
+"""Framing between the runtime and its worker processes.
+
+A frame is an 8-byte prefix ``struct.pack("!II", header_len, body_len)``, then
+``header_len`` bytes of UTF-8 JSON (an object), then ``body_len`` bytes of body.
+The same framing is used in both directions over the worker's socket.
+
+The worker reads with the blocking :func:`read_frame`; the server (asyncio)
+reads with :func:`read_frame_async`. Neither side ever unpickles a body here:
+bodies are opaque bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from collections.abc import Mapping
+from typing import Any, BinaryIO
+
+PREFIX = struct.Struct("!II")
+"""The frame prefix: header length, body length (network byte order)."""
+
+MAX_HEADER_SIZE = 64 * 2**20
+"""The largest JSON header accepted (a guard against a corrupted stream)."""
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_loads = json.JSONDecoder().decode
+
+
+class FrameError(Exception):
+    """The byte stream does not hold a well-formed frame."""
+
+
+def encode_head(header: Mapping[str, Any], body_len: int = 0) -> bytes:
+    """Encode the prefix and JSON header of a frame whose body has ``body_len`` bytes.
+
+    Send the body right after the returned bytes.
+    """
+    head = _dumps(header).encode("utf-8")
+    return PREFIX.pack(len(head), body_len) + head
+
+
+def encode(header: Mapping[str, Any], body: bytes = b"") -> bytes:
+    """Encode a whole frame (prefix, header and body) as one ``bytes`` object."""
+    return encode_head(header, len(body)) + body
+
+
+def _decode_header(raw: bytes) -> dict[str, Any]:
+    try:
+        header = _loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FrameError(f"malformed frame header: {exc}") from None
+    if not isinstance(header, dict):
+        raise FrameError("malformed frame header: not a JSON object")
+    return header
+
+
+def _check_prefix(prefix: bytes) -> tuple[int, int]:
+    head_len, body_len = PREFIX.unpack(prefix)
+    if head_len > MAX_HEADER_SIZE:
+        raise FrameError(f"frame header too large ({head_len} bytes)")
+    return head_len, body_len
+
+
+def read_frame(stream: BinaryIO) -> tuple[dict[str, Any], bytes] | None:
+    """Read one frame from a blocking binary stream (e.g. ``sock.makefile("rb")``).
+
+    Returns ``(header, body)``, or ``None`` at a clean end of stream (before a
+    frame starts). Raises :class:`FrameError` on a truncated or malformed frame.
+    """
+    prefix = stream.read(PREFIX.size)
+    if not prefix:
+        return None
+    if len(prefix) < PREFIX.size:
+        raise FrameError("truncated frame prefix")
+    head_len, body_len = _check_prefix(prefix)
+    raw = stream.read(head_len)
+    if len(raw) < head_len:
+        raise FrameError("truncated frame header")
+    body = stream.read(body_len) if body_len else b""
+    if len(body) < body_len:
+        raise FrameError("truncated frame body")
+    return _decode_header(raw), body
+
+
+async def read_frame_async(reader: asyncio.StreamReader) -> tuple[dict[str, Any], bytes] | None:
+    """Read one frame from an asyncio stream.
+
+    Returns ``(header, body)``, or ``None`` at a clean end of stream (before a
+    frame starts). Raises :class:`FrameError` on a truncated or malformed frame.
+    """
+    try:
+        prefix = await reader.readexactly(PREFIX.size)
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        raise FrameError("truncated frame prefix") from None
+    head_len, body_len = _check_prefix(prefix)
+    try:
+        raw = await reader.readexactly(head_len)
+        body = await reader.readexactly(body_len) if body_len else b""
+    except asyncio.IncompleteReadError:
+        raise FrameError("truncated frame") from None
+    return _decode_header(raw), body

@@ -1,0 +1,79 @@
+"""The Starlette application of the local runtime: legacy and v1 routes under ``/pebble-api``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
+
+from .._wire import API_PREFIX
+from . import routes_legacy, routes_v1
+from .engine import Runtime, RuntimeConfig
+from .errors import ApiError
+from .http import error_response
+
+log = logging.getLogger("daisi_async.server")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    message = "no such route" if exc.status_code == 404 else str(exc.detail)
+    return JSONResponse(
+        {"error": {"status": exc.status_code, "code": code, "message": message}},
+        status_code=exc.status_code,
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse(
+        {"error": {"status": 500, "code": "internal", "message": f"internal error: {exc!r}"}},
+        status_code=500,
+    )
+
+
+def create_app(config: RuntimeConfig, *, on_ready: Callable[[], None] | None = None) -> Starlette:
+    """Build the ASGI app; the runtime starts and stops with the app's lifespan.
+
+    Example:
+        >>> config = RuntimeConfig(root=Path("examples/daisies"), store_dir=Path(".daisi"))
+        >>> app = create_app(config)  # then serve it with uvicorn
+    """
+    runtime = Runtime(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        if on_ready is not None:
+            on_ready()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    routes = list(routes_legacy.routes)
+    if not config.legacy_only:
+        routes += routes_v1.routes
+    app = Starlette(
+        routes=[Mount(API_PREFIX, routes=routes)],
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+    )
+    app.state.runtime = runtime
+    return app

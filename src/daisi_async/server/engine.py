@@ -1,0 +1,421 @@
+"""The execution engine: validates submissions, runs them on worker pools, waits.
+
+It ties the registry (which Daisies exist), the store (what happened) and the worker
+pools (where code runs) together. HTTP lives in the route modules; this module knows
+nothing of requests and replies beyond :class:`~.errors.ApiError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._wire import (
+    CANCELLED,
+    DAISI_BROKEN,
+    UPSTREAM_FAILED,
+    ExecutionStatus,
+)
+from .auth import Auth
+from .errors import ApiError, invalid_arguments, not_found
+from .registry import ArgumentsError, DaisiSpec, Registry, load_daisies
+from .store import ExecutionRecord, Store, valid_key
+from .workers import DaisiImportError, Job, Outcome, WorkerPool
+
+log = logging.getLogger("daisi_async.server")
+
+DEFAULT_TIMEOUT = 1800.0
+DEFAULT_MEMORY = 8 * 2**30
+INLINE_RESULT_BYTES = 64 * 1024
+
+
+@dataclass
+class RuntimeConfig:
+    """Settings of one runtime; the CLI fills them from its options."""
+
+    root: Path
+    store_dir: Path
+    tokens: Mapping[str, str] = field(default_factory=dict)
+    workers: int = 1
+    timeout: float = DEFAULT_TIMEOUT
+    memory_limit: int | None = DEFAULT_MEMORY
+    max_body_bytes: int = 1 << 30
+    legacy_only: bool = False
+    base_url: str = ""
+    default_owner: str = "local"
+
+
+def error_text(error: Mapping[str, str] | None) -> str:
+    """A failure as one readable text: the traceback, else ``type: message``."""
+    if not error:
+        return ""
+    tb = error.get("traceback") or ""
+    if tb.strip():
+        return tb
+    return f"{error.get('type', 'Error')}: {error.get('message', '')}"
+
+
+class Runtime:
+    """Everything the routes need: Daisies, executions, pools, auth."""
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        self.config = config
+        self.auth = Auth(config.tokens)
+        self.store = Store(config.store_dir)
+        self.registry = Registry([])
+        self.pools: dict[str, WorkerPool] = {}
+        self.broken: dict[str, str] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the store, load the Daisies, start warm workers, resume queued work."""
+        self.store.open()
+        self.registry = Registry(
+            load_daisies(self.config.root, default_owner=self.config.default_owner)
+        )
+        await asyncio.gather(*(self._start_pool(s) for s in self.registry.all() if not s.error))
+        for rec in self.store.recover():
+            self._schedule(rec)
+
+    async def _start_pool(self, spec: DaisiSpec) -> None:
+        env = {"DAISI_BASE_URL": self.config.base_url} if self.config.base_url else {}
+        pool = WorkerPool(
+            name=spec.full_name,
+            directory=spec.path,
+            entry=spec.entry or "app.py",
+            size=spec.workers or self.config.workers,
+            env=env,
+            memory_limit=spec.memory or self.config.memory_limit,
+            on_log=self._on_log,
+        )
+        try:
+            await pool.start()
+        except DaisiImportError as exc:
+            self.broken[spec.id] = error_text(exc.error) or str(exc)
+            log.warning("Daisi %s failed to import:\n%s", spec.full_name, self.broken[spec.id])
+            await pool.close()
+            return
+        self.pools[spec.id] = pool
+
+    async def stop(self) -> None:
+        """Stop running work (it stays RUNNING in the store: a restart marks it)."""
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        await asyncio.gather(*(p.close() for p in self.pools.values()))
+        self.store.close()
+
+    # -- Daisies -------------------------------------------------------------------------
+    def daisi_error(self, spec: DaisiSpec) -> str | None:
+        """Why a Daisi can't run (load or import error), or None."""
+        return spec.error or self.broken.get(spec.id)
+
+    def visible(self, spec: DaisiSpec | None, user: str | None) -> DaisiSpec:
+        """The Daisi if ``user`` may see it; else the 404 a missing one gets."""
+        if spec is None or not self.auth.can_see_daisi(user, owner=spec.owner, public=spec.public):
+            raise not_found("no such Daisi")
+        return spec
+
+    def find_daisi(self, name_or_id: str, user: str | None) -> DaisiSpec:
+        """Resolve a name, ``owner/name`` or id, as ``user`` sees it."""
+        try:
+            return self.visible(self.registry.find(name_or_id), user)
+        except ApiError:
+            raise not_found(f"no Daisi named {name_or_id!r}") from None
+
+    def daisi_json(self, spec: DaisiSpec) -> dict[str, Any]:
+        """The Daisi object of the protocol."""
+        body = spec.to_json()
+        body["broken"] = self.daisi_error(spec)
+        pool = self.pools.get(spec.id)
+        body["workers"] = pool.size if pool else 0
+        return body
+
+    # -- executions ----------------------------------------------------------------------
+    def execution(self, eid: str, user: str | None) -> ExecutionRecord:
+        """The execution if ``user`` may see it; else 404."""
+        rec = self.store.get(eid) if valid_key(eid) else None
+        if rec is None or not self.auth.can_see_execution(user, rec.owner):
+            raise not_found(f"no execution with id {eid!r}")
+        return rec
+
+    def check_submission(
+        self,
+        spec: DaisiSpec,
+        endpoint: str,
+        args: Mapping[str, Mapping[str, Any]],
+        user: str | None,
+    ) -> dict[str, dict[str, Any]]:
+        """Validate one submission completely, before anything is created."""
+        ep = spec.endpoints.get(endpoint)
+        if ep is None:
+            raise not_found(f"Daisi {spec.full_name!r} has no endpoint {endpoint!r}")
+        try:
+            ep.check_arguments(args.keys())
+        except ArgumentsError as exc:
+            raise invalid_arguments(str(exc), param=exc.param) from None
+        checked: dict[str, dict[str, Any]] = {}
+        for name, arg in args.items():
+            if not isinstance(arg, Mapping) or len(arg) != 1:
+                raise invalid_arguments(
+                    f"argument {name!r} must be an object with one of 'value', 'blob', 'execution'",
+                    param=name,
+                )
+            ((kind, value),) = arg.items()
+            if kind == "value":
+                pass
+            elif kind == "blob":
+                if not isinstance(value, str) or self.store.get_blob(value) is None:
+                    raise invalid_arguments(
+                        f"argument {name!r} refers to an unknown blob {value!r}", param=name
+                    )
+            elif kind == "execution":
+                if not isinstance(value, str):
+                    raise invalid_arguments(
+                        f"argument {name!r}: execution id must be a string", param=name
+                    )
+                try:
+                    self.execution(value, user)
+                except ApiError:
+                    raise invalid_arguments(
+                        f"argument {name!r} refers to an unknown execution {value!r}", param=name
+                    ) from None
+            else:
+                raise invalid_arguments(
+                    f"argument {name!r} must be an object with one of 'value', 'blob', 'execution'",
+                    param=name,
+                )
+            checked[name] = {kind: value}
+        return checked
+
+    def resolve_lookup(self, key: str, user: str | None, param: str) -> dict[str, Any]:
+        """A legacy ``lookup:<key>`` string as a v1 argument."""
+        if valid_key(key):
+            rec = self.store.get(key)
+            if rec is not None and self.auth.can_see_execution(user, rec.owner):
+                return {"execution": key}
+            if self.store.get_blob(key) is not None:
+                return {"blob": key}
+        raise invalid_arguments(
+            f"argument {param!r}: 'lookup:{key}' refers to no stored object or execution",
+            param=param,
+        )
+
+    def submit(
+        self,
+        spec: DaisiSpec,
+        endpoint: str,
+        args: dict[str, dict[str, Any]],
+        user: str | None,
+        *,
+        eid: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[ExecutionRecord, bool]:
+        """Create (and schedule) a validated execution; ``(record, created)``.
+
+        Call :meth:`Store.commit` before answering: then the execution is durable.
+        """
+        scope = (user or "", idempotency_key) if idempotency_key else None
+        if scope is not None:
+            earlier = self.store.idempotent(*scope)
+            if earlier is not None:
+                return earlier, False
+        rec = self.store.create(
+            daisi_id=spec.id, endpoint=endpoint, owner=user, args=args, eid=eid, idempotency=scope
+        )
+        self._schedule(rec)
+        return rec, True
+
+    def _schedule(self, rec: ExecutionRecord) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(rec), name=f"execution {rec.id}")
+        self._tasks[rec.id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(rec.id, None))
+
+    async def _run(self, rec: ExecutionRecord) -> None:
+        try:
+            await self._execute(rec)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug of ours must not leave the execution hanging
+            log.exception("execution %s", rec.id)
+            self.store.finish(
+                rec,
+                ExecutionStatus.FAILED,
+                error={"type": "daisi.RuntimeError", "message": repr(exc), "traceback": ""},
+            )
+
+    async def _execute(self, rec: ExecutionRecord) -> None:
+        spec = self.registry.get(rec.daisi_id)
+        broken = self.daisi_error(spec) if spec else "the Daisi is no longer served"
+        if broken or spec is None:
+            self.store.finish(
+                rec,
+                ExecutionStatus.FAILED,
+                error={
+                    "type": DAISI_BROKEN,
+                    "message": "the Daisi can't run",
+                    "traceback": broken or "",
+                },
+            )
+            return
+        job_args: dict[str, dict[str, Any]] = {}
+        for name, arg in rec.args.items():
+            if "execution" in arg:
+                up = await self.wait(arg["execution"], timeout=None)
+                if up.status is not ExecutionStatus.FINISHED or up.result_key is None:
+                    err = up.error or {}
+                    self.store.finish(
+                        rec,
+                        ExecutionStatus.FAILED,
+                        error={
+                            "type": UPSTREAM_FAILED,
+                            "message": (
+                                f"argument {name!r}: upstream execution {up.id} "
+                                f"{up.status.value.lower()}: "
+                                f"{err.get('type', '')}: {err.get('message', '')}"
+                            ),
+                            "traceback": err.get("traceback", ""),
+                        },
+                    )
+                    return
+                job_args[name] = self._blob_arg(up.result_key)
+            elif "blob" in arg:
+                job_args[name] = self._blob_arg(arg["blob"])
+            else:
+                job_args[name] = {"json": arg["value"]}
+        pool = self.pools[spec.id]
+        result_key = f"r-{rec.id}"
+        job = Job(
+            eid=rec.id,
+            endpoint=rec.endpoint,
+            args=job_args,
+            timeout=spec.timeout or self.config.timeout,
+            result_path=str(self.store.blob_path(result_key)),
+            inline_limit=INLINE_RESULT_BYTES,
+        )
+        if rec.status.is_terminal:
+            return
+        self.store.start(rec)
+        outcome = await pool.run(job)
+        self._record_outcome(rec, result_key, outcome)
+
+    def _blob_arg(self, key: str) -> dict[str, Any]:
+        blob = self.store.get_blob(key)
+        if blob is None:
+            raise RuntimeError(f"blob {key} vanished")
+        if blob.data is not None:
+            return {"bytes": blob.data}
+        return {"file": str(blob.path)}
+
+    def _record_outcome(self, rec: ExecutionRecord, key: str, outcome: Outcome) -> None:
+        if not outcome.ok:
+            self.store.finish(rec, ExecutionStatus.FAILED, error=outcome.error)
+            return
+        if outcome.result_file is not None:
+            self.store.adopt_blob_file(
+                key, Path(outcome.result_file), outcome.result_size, owner=rec.owner
+            )
+        else:
+            self.store.put_blob(outcome.result or b"", owner=rec.owner, key=key)
+        self.store.finish(
+            rec,
+            ExecutionStatus.FINISHED,
+            result_key=key,
+            result_size=outcome.result_size,
+            result_json=outcome.result_json,
+        )
+
+    def _on_log(self, eid: str, stream: str, line: str) -> None:
+        rec = self.store.get(eid)
+        if rec is not None and not rec.status.is_terminal:
+            self.store.log(rec, stream, line)
+
+    def cancel(self, rec: ExecutionRecord) -> None:
+        """Stop an execution: CANCELLED now; its worker is killed and replaced."""
+        if self.store.finish(
+            rec,
+            ExecutionStatus.CANCELLED,
+            error={"type": CANCELLED, "message": "cancelled by request", "traceback": ""},
+        ):
+            task = self._tasks.get(rec.id)
+            if task is not None:
+                task.cancel()
+
+    # -- waiting -------------------------------------------------------------------------
+    async def wait(self, eid: str, *, timeout: float | None) -> ExecutionRecord:
+        """The execution once terminal, or as it is after ``timeout`` seconds."""
+        rec = self.store.get(eid)
+        if rec is None:
+            raise not_found(f"no execution with id {eid!r}")
+        if rec.status.is_terminal or timeout == 0:
+            return rec
+        done = asyncio.get_running_loop().create_future()
+
+        def on_event(r: ExecutionRecord, ev: Any) -> None:
+            if r.status.is_terminal and not done.done():
+                done.set_result(None)
+
+        remove = self.store.listen(eid, on_event)
+        try:
+            if timeout is None:
+                await done
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done, timeout)
+        finally:
+            remove()
+        return rec
+
+    async def wait_many(
+        self, eids: list[str], *, timeout: float
+    ) -> AsyncIterator[ExecutionRecord | list[str]]:
+        """Yield each execution as it ends (ended ones first), then the list still pending."""
+        queue: asyncio.Queue[ExecutionRecord] = asyncio.Queue()
+        pending: dict[str, ExecutionRecord] = {}
+        removers = []
+        for eid in eids:
+            rec = self.store.get(eid)
+            if rec is None:
+                continue
+            if rec.status.is_terminal:
+                queue.put_nowait(rec)
+                continue
+            pending[eid] = rec
+
+            def on_event(r: ExecutionRecord, ev: Any) -> None:
+                if r.status.is_terminal and r.id in pending:
+                    del pending[r.id]
+                    queue.put_nowait(r)
+
+            removers.append(self.store.listen(eid, on_event))
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if queue.empty() and not pending:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0 and queue.empty():
+                    break
+                try:
+                    rec = (
+                        queue.get_nowait()
+                        if not queue.empty()
+                        else await asyncio.wait_for(queue.get(), left)
+                    )
+                except TimeoutError:
+                    break
+                yield rec
+            yield list(pending)
+        finally:
+            for remove in removers:
+                remove()

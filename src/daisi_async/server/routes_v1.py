@@ -1,0 +1,350 @@
+"""The v1 extensions: binary blobs, waits without polling, event streams, batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from .._wire import MAX_WAIT_SECONDS, ExecutionStatus
+from .engine import INLINE_RESULT_BYTES, Runtime
+from .errors import ApiError, bad_request, not_found
+from .http import (
+    bounded_stream,
+    caller,
+    execution_json,
+    expect_object,
+    json_response,
+    read_json,
+    runtime,
+    wait_seconds,
+)
+from .store import BlobTooLarge, Event, ExecutionRecord, Store
+
+FEATURES = ["blobs", "wait", "multiwait", "events", "batch", "cancel", "idempotency"]
+MAX_BATCH = 10_000
+KEEPALIVE_SECONDS = 15.0
+
+
+async def capabilities(request: Request) -> Response:
+    rt = runtime(request)
+    return json_response(
+        {
+            "protocol": "daisi",
+            "versions": [1],
+            "features": FEATURES,
+            "max_body_bytes": rt.config.max_body_bytes,
+            "inline_result_bytes": INLINE_RESULT_BYTES,
+        }
+    )
+
+
+async def list_daisies(request: Request) -> Response:
+    rt = runtime(request)
+    user = caller(request)
+    return json_response(
+        {
+            "daisies": [
+                rt.daisi_json(s)
+                for s in rt.registry.all()
+                if rt.auth.can_see_daisi(user, owner=s.owner, public=s.public)
+            ]
+        }
+    )
+
+
+async def get_daisi(request: Request) -> Response:
+    rt = runtime(request)
+    return json_response(
+        rt.daisi_json(rt.find_daisi(unquote(request.path_params["name"]), caller(request)))
+    )
+
+
+async def put_blob(request: Request) -> Response:
+    rt = runtime(request)
+    user = caller(request)
+    try:
+        key, size = await rt.store.put_blob_stream(
+            bounded_stream(request, rt.config.max_body_bytes),
+            owner=user,
+            max_bytes=rt.config.max_body_bytes,
+        )
+    except BlobTooLarge as exc:
+        raise ApiError(413, "payload_too_large", str(exc)) from None
+    await rt.store.commit()
+    return json_response({"key": key, "size": size}, 201)
+
+
+def _blob_response(store: Store, key: str, media_type: str) -> Response:
+    blob = store.get_blob(key)
+    if blob is None:
+        raise not_found(f"no blob with key {key!r}")
+    if blob.data is not None:
+        return Response(blob.data, media_type=media_type)
+    return StreamingResponse(
+        _iterate(store, key), media_type=media_type, headers={"content-length": str(blob.size)}
+    )
+
+
+async def _iterate(store: Store, key: str) -> AsyncIterator[bytes]:
+    blob = store.get_blob(key)
+    assert blob is not None and blob.path is not None
+    with open(blob.path, "rb") as fh:  # noqa: ASYNC230 - reads go through a thread
+        while chunk := await asyncio.to_thread(fh.read, 1 << 20):
+            yield chunk
+
+
+async def get_blob(request: Request) -> Response:
+    rt = runtime(request)
+    caller(request)
+    return _blob_response(rt.store, request.path_params["key"], "application/octet-stream")
+
+
+def _submit_item(
+    rt: Runtime, item: Any, user: str | None, *, daisi_id: str | None = None, key: str | None = None
+) -> tuple[ExecutionRecord, bool]:
+    item = expect_object(item, "a submission")
+    did = daisi_id or item.get("daisi_id")
+    if not isinstance(did, str):
+        raise bad_request("'daisi_id' must be a string", param="daisi_id")
+    spec = rt.visible(rt.registry.get(did), user)
+    endpoint = item.get("endpoint")
+    if not isinstance(endpoint, str):
+        raise bad_request("'endpoint' must be a string", param="endpoint")
+    arguments = item.get("arguments", {})
+    if not isinstance(arguments, dict):
+        raise bad_request("'arguments' must be an object", param="arguments")
+    key = key or item.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+        raise bad_request("the idempotency key must be a string of 1 to 200 characters")
+    args = rt.check_submission(spec, endpoint, arguments, user)
+    return rt.submit(spec, endpoint, args, user, idempotency_key=key)
+
+
+async def submit_one(request: Request) -> Response:
+    rt = runtime(request)
+    user = caller(request)
+    wait = wait_seconds(request)
+    body = await read_json(request)
+    rec, created = _submit_item(
+        rt,
+        body,
+        user,
+        daisi_id=request.path_params["daisi_id"],
+        key=request.headers.get("idempotency-key"),
+    )
+    await rt.store.commit()
+    if wait:
+        rec = await rt.wait(rec.id, timeout=wait)
+    return json_response(execution_json(rt, rec, with_result=wait > 0), 201 if created else 200)
+
+
+async def submit_batch(request: Request) -> Response:
+    rt = runtime(request)
+    user = caller(request)
+    wait = wait_seconds(request)
+    body = expect_object(await read_json(request), "the body")
+    items = body.get("executions")
+    if not isinstance(items, list):
+        raise bad_request("'executions' must be a list", param="executions")
+    if len(items) > MAX_BATCH:
+        raise ApiError(413, "payload_too_large", f"at most {MAX_BATCH} executions per batch")
+    results: list[dict[str, Any]] = []
+    ids: list[str] = []
+    for item in items:
+        try:
+            rec, created = _submit_item(rt, item, user)
+        except ApiError as exc:
+            results.append({"error": exc.to_json()})
+            continue
+        ids.append(rec.id)
+        results.append({"execution": execution_json(rt, rec), "created": created})
+    await rt.store.commit()
+    if not wait:
+        return json_response({"results": results})
+    first = {"type": "submitted", "results": results}
+    return StreamingResponse(_ndjson_waits(rt, ids, wait, first), media_type="application/x-ndjson")
+
+
+def _line(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+async def _ndjson_waits(
+    rt: Runtime, ids: list[str], timeout: float, first: dict[str, Any] | None = None
+) -> AsyncIterator[bytes]:
+    if first is not None:
+        yield _line(first)
+    async for item in rt.wait_many(ids, timeout=timeout):
+        if isinstance(item, list):
+            yield _line({"type": "end", "pending": item})
+        else:
+            yield _line({"type": "done", "execution": execution_json(rt, item, with_result=True)})
+
+
+async def wait_many(request: Request) -> Response:
+    rt = runtime(request)
+    user = caller(request)
+    body = expect_object(await read_json(request), "the body")
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise bad_request("'ids' must be a list of execution ids", param="ids")
+    if len(ids) > MAX_BATCH:
+        raise ApiError(413, "payload_too_large", f"at most {MAX_BATCH} ids per wait")
+    timeout = body.get("timeout", MAX_WAIT_SECONDS)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0:
+        raise bad_request("'timeout' must be a number of seconds", param="timeout")
+    known: list[str] = []
+    errors: list[bytes] = []
+    for eid in dict.fromkeys(ids):
+        try:
+            known.append(rt.execution(eid, user).id)
+        except ApiError as exc:
+            errors.append(_line({"type": "error", "id": eid, "error": exc.to_json()}))
+
+    async def stream() -> AsyncIterator[bytes]:
+        for line in errors:
+            yield line
+        async for chunk in _ndjson_waits(rt, known, min(float(timeout), MAX_WAIT_SECONDS)):
+            yield chunk
+
+    return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+
+async def get_execution(request: Request) -> Response:
+    rt = runtime(request)
+    rec = rt.execution(request.path_params["eid"], caller(request))
+    wait = wait_seconds(request)
+    if wait:
+        rec = await rt.wait(rec.id, timeout=wait)
+    want = wait > 0 or request.query_params.get("result") in ("1", "true")
+    return json_response(execution_json(rt, rec, with_result=want))
+
+
+async def get_result(request: Request) -> Response:
+    rt = runtime(request)
+    rec = rt.execution(request.path_params["eid"], caller(request))
+    if rec.status is not ExecutionStatus.FINISHED or rec.result_key is None:
+        raise ApiError(
+            409, "not_ready", f"execution {rec.id} is {rec.status.value}; it has no result"
+        )
+    if rec.result_json is not None:
+        return Response(rec.result_json, media_type="application/json")
+    return _blob_response(rt.store, rec.result_key, "application/x-dill")
+
+
+async def get_logs(request: Request) -> Response:
+    rt = runtime(request)
+    rec = rt.execution(request.path_params["eid"], caller(request))
+    after = _int_param(request, "after", 0)
+    limit = _int_param(request, "limit", 10_000)
+    events = rt.store.events(rec.id, after=after, kind="log", limit=limit)
+    return json_response({"status": rec.status.value, "lines": [e.to_json() for e in events]})
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"query parameter {name!r} must be an integer", param=name) from None
+    if value < 0:
+        raise bad_request(f"query parameter {name!r} must be >= 0", param=name)
+    return value
+
+
+def _sse(ev: Event) -> bytes:
+    data = json.dumps(ev.to_json(), separators=(",", ":"))
+    return f"id: {ev.seq}\nevent: {ev.kind}\ndata: {data}\n\n".encode()
+
+
+async def events(request: Request) -> Response:
+    rt = runtime(request)
+    rec = rt.execution(request.path_params["eid"], caller(request))
+    last = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+    try:
+        after = int(last)
+    except ValueError:
+        raise bad_request("Last-Event-ID must be an integer sequence number") from None
+
+    async def stream() -> AsyncIterator[bytes]:
+        seq = after
+        wake = asyncio.Event()
+        remove = rt.store.listen(rec.id, lambda _r, _e: wake.set())
+        try:
+            while True:
+                wake.clear()
+                for ev in rt.store.events(rec.id, after=seq):
+                    seq = ev.seq
+                    yield _sse(ev)
+                    if ev.kind == "status" and ExecutionStatus(ev.data).is_terminal:
+                        return
+                if rec.status.is_terminal and seq >= rec.seq:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), KEEPALIVE_SECONDS)
+                    continue
+                yield b": keep-alive\n\n"
+        finally:
+            remove()
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+async def cancel(request: Request) -> Response:
+    rt = runtime(request)
+    rec = rt.execution(request.path_params["eid"], caller(request))
+    rt.cancel(rec)
+    await rt.store.commit()
+    return json_response(execution_json(rt, rec))
+
+
+async def workers(request: Request) -> Response:
+    rt = runtime(request)
+    user = caller(request)
+    spec = rt.visible(rt.registry.get(request.path_params["daisi_id"]), user)
+    pool = rt.pools.get(spec.id)
+    if pool is None:
+        raise ApiError(
+            409, "daisi_broken", f"Daisi {spec.full_name!r} can't run: {rt.daisi_error(spec)}"
+        )
+    if request.method == "PUT":
+        body = expect_object(await read_json(request), "the body")
+        n = body.get("number")
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 64:
+            raise ApiError(
+                422, "invalid_arguments", "'number' must be an integer from 1 to 64", param="number"
+            )
+        await pool.resize(n)
+    return json_response({"number": pool.size, "status": pool.status})
+
+
+routes = [
+    Route("/capabilities", capabilities),
+    Route("/v1/daisies", list_daisies),
+    Route("/v1/daisies/{daisi_id}/executions", submit_one, methods=["POST"]),
+    Route("/v1/daisies/{daisi_id}/workers", workers, methods=["GET", "PUT"]),
+    Route("/v1/daisies/{name:path}", get_daisi),
+    Route("/v1/blobs", put_blob, methods=["POST"]),
+    Route("/v1/blobs/{key}", get_blob),
+    Route("/v1/executions", submit_batch, methods=["POST"]),
+    Route("/v1/executions/wait", wait_many, methods=["POST"]),
+    Route("/v1/executions/{eid}", get_execution),
+    Route("/v1/executions/{eid}/result", get_result),
+    Route("/v1/executions/{eid}/logs", get_logs),
+    Route("/v1/executions/{eid}/events", events),
+    Route("/v1/executions/{eid}/cancel", cancel, methods=["POST"]),
+]

@@ -1,0 +1,64 @@
+"""Run the runtime under uvicorn on a socket bound before startup (so ``--port 0`` works)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from .app import create_app
+from .engine import RuntimeConfig
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """The base URL clients use to reach ``sock``."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def serve(
+    config: RuntimeConfig, *, host: str, port: int, ready_file: Path | None = None
+) -> None:
+    """Serve until SIGINT/SIGTERM; write ``{"url", "pid"}`` to ``ready_file`` once ready."""
+    sock = bind(host, port)
+    config.base_url = url_of(sock)
+
+    def ready() -> None:
+        if ready_file is not None:
+            tmp = ready_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"url": config.base_url, "pid": os.getpid()}))
+            os.replace(tmp, ready_file)
+        print(f"daisi runtime serving {config.root} at {config.base_url}", flush=True)
+
+    app = create_app(config, on_ready=ready)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_keep_alive=30,
+            backlog=2048,
+        )
+    )
+    await server.serve(sockets=[sock])
+
+
+def run(config: RuntimeConfig, *, host: str, port: int, ready_file: Path | None = None) -> None:
+    """Blocking entry point used by the CLI; uvicorn stops cleanly on SIGINT and SIGTERM."""
+    asyncio.run(serve(config, host=host, port=port, ready_file=ready_file))
