@@ -1,0 +1,263 @@
+"""The exception tree: every error this package raises is a :class:`DaisiError`.
+
+``httpx`` errors are translated in one place (:mod:`._transport`); a failed remote
+execution raises :class:`DaisiExecutionError`, which is also an instance of the remote
+exception's class when that class can be imported here (``except ZeroDivisionError``
+works), as Ray's task errors are.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import sys
+from typing import Any
+
+__all__ = [
+    "DaisiArgumentError",
+    "DaisiAuthenticationError",
+    "DaisiCancelledError",
+    "DaisiConnectionError",
+    "DaisiError",
+    "DaisiExecutionError",
+    "DaisiNotFoundError",
+    "DaisiPermissionError",
+    "DaisiRequestError",
+    "DaisiSerializationError",
+    "DaisiServerError",
+    "DaisiTimeoutError",
+]
+
+
+class DaisiError(Exception):
+    """Root of every error raised by ``daisi_async``.
+
+    Example:
+        >>> try:
+        ...     raise DaisiNotFoundError("no Daisi named 'x'")
+        ... except DaisiError as exc:
+        ...     print(type(exc).__name__)
+        DaisiNotFoundError
+    """
+
+    def __init__(self, message: str = "", *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DaisiNotFoundError(DaisiError, LookupError):
+    """An unknown (or invisible) Daisi, endpoint or execution (HTTP 404).
+
+    Example:
+        >>> isinstance(DaisiNotFoundError("x"), LookupError)
+        True
+    """
+
+
+class DaisiAuthenticationError(DaisiError):
+    """The access token was refused (HTTP 401).
+
+    Example:
+        >>> DaisiAuthenticationError("invalid access token", status_code=401).status_code
+        401
+    """
+
+
+class DaisiPermissionError(DaisiError, PermissionError):
+    """The caller may not do this (HTTP 403).
+
+    Example:
+        >>> isinstance(DaisiPermissionError("no"), PermissionError)
+        True
+    """
+
+
+class DaisiRequestError(DaisiError, ValueError):
+    """The server refused a request as malformed or too large (HTTP 400, 409, 413).
+
+    Example:
+        >>> DaisiRequestError("too large", status_code=413).status_code
+        413
+    """
+
+
+class DaisiArgumentError(DaisiRequestError):
+    """Arguments that do not fit the endpoint (HTTP 422); ``.param`` names the culprit.
+
+    Client-side checks raise :class:`TypeError` before anything is sent, as a local
+    function would; this error comes from the server's own check.
+
+    Example:
+        >>> DaisiArgumentError("missing 'x'", param="x").param
+        'x'
+    """
+
+    def __init__(
+        self, message: str = "", *, param: str | None = None, status_code: int | None = 422
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.param = param
+
+
+class DaisiSerializationError(DaisiError, TypeError):
+    """An argument or a result could not be (de)serialized.
+
+    Example:
+        >>> DaisiSerializationError("can't pickle", param="x").param
+        'x'
+    """
+
+    def __init__(self, message: str = "", *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class DaisiConnectionError(DaisiError, ConnectionError):
+    """The server could not be reached, even after retries.
+
+    Example:
+        >>> isinstance(DaisiConnectionError("refused"), ConnectionError)
+        True
+    """
+
+
+class DaisiServerError(DaisiError):
+    """The server kept failing (HTTP 5xx) after retries.
+
+    Example:
+        >>> DaisiServerError("bad gateway", status_code=502).status_code
+        502
+    """
+
+
+class DaisiTimeoutError(DaisiError, TimeoutError):
+    """Waiting took longer than the given timeout (the execution goes on remotely).
+
+    Example:
+        >>> isinstance(DaisiTimeoutError("late"), TimeoutError)
+        True
+    """
+
+
+class DaisiCancelledError(DaisiError):
+    """The execution was cancelled (``await ex.cancel()`` or by another client).
+
+    Example:
+        >>> DaisiCancelledError("cancelled", execution_id="e1").execution_id
+        'e1'
+    """
+
+    def __init__(self, message: str = "", *, execution_id: str | None = None) -> None:
+        super().__init__(message)
+        self.execution_id = execution_id
+
+
+class DaisiExecutionError(DaisiError):
+    """A remote execution failed; the message holds the remote traceback.
+
+    Attributes: ``traceback`` (remote traceback text), ``exc_type`` (dotted name of the
+    remote exception class, e.g. ``"builtins.ZeroDivisionError"``), ``execution_id``.
+
+    Example:
+        >>> err = DaisiExecutionError.from_remote(
+        ...     execution_id="e1", exc_type="builtins.ZeroDivisionError",
+        ...     message="division by zero", traceback="Traceback ...")
+        >>> isinstance(err, ZeroDivisionError), err.exc_type
+        (True, 'builtins.ZeroDivisionError')
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        execution_id: str | None = None,
+        exc_type: str | None = None,
+        remote_message: str = "",
+        traceback: str = "",
+    ) -> None:
+        DaisiError.__init__(self, message)
+        self.execution_id = execution_id
+        self.exc_type = exc_type
+        self.remote_message = remote_message
+        self.traceback = traceback
+
+    @classmethod
+    def from_remote(
+        cls,
+        *,
+        execution_id: str | None,
+        exc_type: str | None,
+        message: str,
+        traceback: str,
+    ) -> DaisiExecutionError:
+        """Build the error of a failed execution, as an instance of the remote class if possible."""
+        head = f"execution {execution_id} failed" if execution_id else "execution failed"
+        summary = f"{exc_type or 'Error'}: {message}"
+        text = f"{head}: {summary}"
+        if traceback.strip():
+            text += "\n\nRemote traceback:\n" + traceback.rstrip()
+        kwargs: dict[str, Any] = {
+            "execution_id": execution_id,
+            "exc_type": exc_type,
+            "remote_message": message,
+            "traceback": traceback,
+        }
+        remote_cls = _importable_exception(exc_type)
+        if remote_cls is not None:
+            try:
+                sub = _mixed_class(remote_cls)
+                err: DaisiExecutionError = sub.__new__(sub, text)
+                DaisiExecutionError.__init__(err, text, **kwargs)
+                err.args = (text,)
+                return err
+            except Exception:  # exotic layout or constructor: fall back to the plain error
+                pass
+        return cls(text, **kwargs)
+
+
+_MIXED: dict[type[BaseException], type[DaisiExecutionError]] = {}
+_NEVER = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
+
+def _importable_exception(dotted: str | None) -> type[BaseException] | None:
+    if not dotted or "." not in dotted or dotted.startswith("daisi."):
+        return None
+    # Nested classes: "pkg.mod.Outer.Inner" -> try progressively shorter module names.
+    parts = dotted.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        module_name, qualname = ".".join(parts[:split]), ".".join(parts[split:])
+        try:
+            module = builtins if module_name == "builtins" else sys.modules.get(module_name)
+            if module is None:
+                module = importlib.import_module(module_name)
+        except Exception:
+            continue
+        obj: Any = module
+        try:
+            for attr in qualname.split("."):
+                obj = getattr(obj, attr)
+        except AttributeError:
+            continue
+        if isinstance(obj, type) and issubclass(obj, Exception) and not issubclass(obj, _NEVER):
+            return obj
+        return None
+    return None
+
+
+def _mixed_class(remote: type[BaseException]) -> type[DaisiExecutionError]:
+    cls = _MIXED.get(remote)
+    if cls is None:
+        if issubclass(remote, DaisiExecutionError):
+            cls = remote
+        else:
+            cls = type(
+                f"DaisiExecutionError[{remote.__name__}]",
+                (DaisiExecutionError, remote),
+                {"__module__": __name__, "__str__": DaisiError.__str__},
+            )
+        _MIXED[remote] = cls
+    return cls

@@ -1,0 +1,88 @@
+"""Encoding of arguments and results: strict JSON inline, everything else dill.
+
+Only *strict* JSON travels inline: dicts with ``str`` keys, lists, ``str``, ``int``,
+finite ``float``, ``bool`` and ``None``. Tuples, sets, bytes, non-``str`` keys and every
+other object go through dill, so they come back exactly as they were sent. Classes
+defined in the caller's ``__main__`` travel by value (dill's default).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import platform
+from typing import Any
+
+import dill
+
+from ._errors import DaisiSerializationError
+
+__all__ = ["LOCAL_VERSIONS", "decode_result", "dumps", "is_strict_json", "loads"]
+
+LOCAL_VERSIONS = {"python": platform.python_version(), "dill": str(dill.__version__)}
+"""Python and dill versions of this process, sent with payloads and shown on mismatch."""
+
+_MAX_DEPTH = 64
+
+
+def is_strict_json(value: Any, _depth: int = 0) -> bool:
+    """Whether ``value`` survives a JSON round trip unchanged.
+
+    Example:
+        >>> is_strict_json({"a": [1, 2.5, None]}), is_strict_json((1, 2))
+        (True, False)
+    """
+    if _depth > _MAX_DEPTH:
+        return False
+    t = type(value)
+    if value is None or t is str or t is bool or t is int:
+        return True
+    if t is float:
+        return math.isfinite(value)
+    if t is list:
+        return all(is_strict_json(v, _depth + 1) for v in value)
+    if t is dict:
+        return all(type(k) is str and is_strict_json(v, _depth + 1) for k, v in value.items())
+    return False
+
+
+def dumps(value: Any, *, param: str | None = None) -> bytes:
+    """dill bytes of ``value``; :class:`DaisiSerializationError` naming ``param`` if impossible.
+
+    Example:
+        >>> loads(dumps((1, 2)))
+        (1, 2)
+    """
+    try:
+        data: bytes = dill.dumps(value, protocol=5)
+    except Exception as exc:
+        where = f"argument {param!r}" if param else "the value"
+        raise DaisiSerializationError(
+            f"{where} of type {type(value).__name__!r} can't be serialized: "
+            f"{type(exc).__name__}: {exc}",
+            param=param,
+        ) from exc
+    return data
+
+
+def loads(data: bytes | bytearray | memoryview, *, remote: dict[str, str] | None = None) -> Any:
+    """The object in dill bytes; a clear error (with versions) when it can't be opened."""
+    try:
+        return dill.loads(data)
+    except Exception as exc:
+        hint = ""
+        if remote and any(remote.get(k) != v for k, v in LOCAL_VERSIONS.items()):
+            hint = (
+                f" (made with Python {remote.get('python')} / dill {remote.get('dill')}; "
+                f"here Python {LOCAL_VERSIONS['python']} / dill {LOCAL_VERSIONS['dill']})"
+            )
+        raise DaisiSerializationError(
+            f"the result could not be deserialized: {type(exc).__name__}: {exc}{hint}"
+        ) from exc
+
+
+def decode_result(result: dict[str, Any], *, remote: dict[str, str] | None = None) -> Any:
+    """The value of an inline v1 ``result`` object (``data`` must not be null)."""
+    if result.get("encoding") == "json":
+        return result.get("value")
+    return loads(base64.b64decode(result["data"]), remote=remote)
