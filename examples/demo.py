@@ -43,9 +43,8 @@ def main() -> None:
                 "arguments": {"firstNumber": {"value": 5}, "secondNumber": {"value": 6}},
             },
         ).json()
-        print(
-            f"  status={ex['status']} result={ex['result']['value']} ({(time.perf_counter() - t0) * 1000:.1f} ms)"
-        )
+        ms = (time.perf_counter() - t0) * 1000
+        print(f"  status={ex['status']} result={ex['result']['value']} ({ms:.1f} ms)")
 
         banner("Live Logging: live_log_test(5, 6, delay=3), lines as they are printed")
         live = http.get("/daisies/connect", params={"name": "Live Logging"}).json()
@@ -64,9 +63,8 @@ def main() -> None:
             f"/pebbles/{live['id']}/executions/{eid}/results",
             params={"download": "true", "all_fields": "true"},
         ).json()
-        print(
-            f"  result (legacy route, base64 dill) -> {dill.loads(base64.b64decode(res['results']))}"
-        )
+        value = dill.loads(base64.b64decode(res["results"]))
+        print(f"  result (legacy route, base64 dill) -> {value}")
 
         banner("Always Fails: divide(1, 0) -> the remote traceback")
         fails = http.get("/daisies/connect", params={"name": "Always Fails"}).json()

@@ -80,4 +80,6 @@ class Settings:
             if retries < 0:
                 raise ValueError("retries must be >= 0")
             policy = RetryPolicy(attempts=retries + 1)
-        return cls(base_url=url.rstrip("/"), access_token=token or None, timeout=tmo, retries=policy)
+        return cls(
+            base_url=url.rstrip("/"), access_token=token or None, timeout=tmo, retries=policy
+        )

@@ -165,7 +165,7 @@ class AsyncDaisi:
         self._task_group = tg
         try:
             await self._connect()
-        except BaseException as exc:  # noqa: TRY203
+        except BaseException as exc:
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
             self._task_group = None
@@ -207,7 +207,9 @@ class AsyncDaisi:
     def info(self) -> DaisiInfo:
         """What the server said about this Daisi (raises if not connected)."""
         if self._info is None:
-            raise DaisiError("not connected: use 'async with AsyncDaisi(...)' or AsyncDaisi.connect()")
+            raise DaisiError(
+                "not connected: use 'async with AsyncDaisi(...)' or AsyncDaisi.connect()"
+            )
         return self._info
 
     @property
@@ -290,11 +292,13 @@ class AsyncDaisi:
         fn.__name__ = endpoint + ("_" if submit else "")
         fn.__qualname__ = f"{self.name}.{fn.__name__}"
         doc = spec.get("doc") or ""
-        note = "Submitted at once; returns the started execution." if submit else (
-            "Returns a lazy execution: ``await`` it for the value."
+        note = (
+            "Submitted at once; returns the started execution."
+            if submit
+            else ("Returns a lazy execution: ``await`` it for the value.")
         )
         fn.__doc__ = f"{doc}\n\n{note}" if doc else note
-        fn.__signature__ = sig  # type: ignore[attr-defined]
+        setattr(fn, "__signature__", sig)  # noqa: B010 - read by inspect.signature
         return fn
 
     # -- calling ---------------------------------------------------------------------------
@@ -404,4 +408,3 @@ class AsyncDaisi:
             return await proto.catalogue()
         finally:
             await transport.aclose()
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -98,7 +98,7 @@ class Spawner:
             return False
         return True
 
-    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         """Run ``fn(*args)`` in the background; exceptions are the function's own business."""
         if self.task_group is not None:
             self.task_group.start_soon(fn, *args)
@@ -117,5 +117,5 @@ class Spawner:
                 await t
 
 
-async def _run(fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+async def _run(fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
     await fn(*args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncDaisiExecution"]
 
 _UNSET: Any = object()
+_created = itertools.count()
 
 
 class AsyncDaisiExecution:
@@ -40,6 +42,7 @@ class AsyncDaisiExecution:
         self.arguments = dict(arguments)
         self.id: str | None = None
         self._key = new_key()
+        self._order = next(_created)
         self._state: RemoteState | None = None
         self._last_status = ExecutionStatus.NOT_STARTED
         self._starting: Slot[str] | None = None
@@ -100,7 +103,9 @@ class AsyncDaisiExecution:
             proto = await self.daisi._protocol()
             # Interrupted submissions are safe to repeat: the key makes the server
             # return the execution it created the first time.
-            state = await proto.submit(self.daisi.id, self.endpoint, args, self._key)
+            state = await proto.submit(
+                self.daisi.id, self.endpoint, args, self._key, order=self._order
+            )
             slot_of = getattr(proto, "result_slot", None)
             if slot_of is not None:
                 self._result_slot = slot_of(state.id)
@@ -133,7 +138,7 @@ class AsyncDaisiExecution:
         the awaiting task only stops the wait.
 
         Example:
-            >>> value = await d.compute(firstNumber=5, secondNumber=6).result(timeout=30)  # doctest: +SKIP
+            >>> value = await d.compute(5, 6).result(timeout=30)  # doctest: +SKIP
         """
         if self._value is not _UNSET:
             return self._value
@@ -202,7 +207,9 @@ class AsyncDaisiExecution:
             if self._starting is None:
                 self._last_status = ExecutionStatus.CANCELLED
                 self._state = RemoteState(
-                    id="", status=ExecutionStatus.CANCELLED, error={"message": "cancelled before start"}
+                    id="",
+                    status=ExecutionStatus.CANCELLED,
+                    error={"message": "cancelled before start"},
                 )
                 return self._last_status
             await self._starting.wait()

@@ -86,7 +86,7 @@ class LegacyProtocol(Protocol):
         return out
 
     async def submit(
-        self, daisi_id: str, endpoint: str, args: Mapping[str, Any], key: str
+        self, daisi_id: str, endpoint: str, args: Mapping[str, Any], key: str, *, order: int = 0
     ) -> RemoteState:
         body = await self.encode(args)
         r = await self.transport.request(
@@ -158,7 +158,7 @@ class LegacyProtocol(Protocol):
         r = await self.transport.request("GET", self._base(eid) + "/status")
         return _legacy_status(str(r.json()))
 
-    async def status_stream(  # type: ignore[override]
+    async def status_stream(
         self, eid: str, last: ExecutionStatus | None
     ) -> AsyncIterator[ExecutionStatus]:
         delay = POLL_FIRST
@@ -176,7 +176,7 @@ class LegacyProtocol(Protocol):
         r = await self.transport.request("GET", self._base(eid) + "/logs")
         return [str(x) for x in r.json()]
 
-    async def log_stream(self, eid: str) -> AsyncIterator[str]:  # type: ignore[override]
+    async def log_stream(self, eid: str) -> AsyncIterator[str]:
         seen = 0
         delay = POLL_FIRST
         while True:

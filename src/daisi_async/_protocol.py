@@ -70,7 +70,9 @@ class RemoteState:
         """Raise the error of a FAILED or CANCELLED execution."""
         if self.status is ExecutionStatus.CANCELLED:
             msg = (self.error or {}).get("message") or "cancelled"
-            raise DaisiCancelledError(f"execution {self.id} was cancelled: {msg}", execution_id=self.id)
+            raise DaisiCancelledError(
+                f"execution {self.id} was cancelled: {msg}", execution_id=self.id
+            )
         if self.status is ExecutionStatus.FAILED:
             err = self.error or {}
             raise DaisiExecutionError.from_remote(
@@ -104,9 +106,13 @@ class Protocol(abc.ABC):
 
     @abc.abstractmethod
     async def submit(
-        self, daisi_id: str, endpoint: str, args: Mapping[str, Any], key: str
+        self, daisi_id: str, endpoint: str, args: Mapping[str, Any], key: str, *, order: int = 0
     ) -> RemoteState:
-        """Create an execution (``key`` makes retries safe where supported)."""
+        """Create an execution (``key`` makes retries safe where supported).
+
+        Submissions issued together are sent in ``order`` (the handles' creation order),
+        whatever order the tasks that issue them happen to run in.
+        """
 
     @abc.abstractmethod
     async def wait(self, eid: str) -> RemoteState:
@@ -121,7 +127,9 @@ class Protocol(abc.ABC):
         """The result object of a FINISHED execution."""
 
     @abc.abstractmethod
-    def status_stream(self, eid: str, last: ExecutionStatus | None) -> AsyncIterator[ExecutionStatus]:
+    def status_stream(
+        self, eid: str, last: ExecutionStatus | None
+    ) -> AsyncIterator[ExecutionStatus]:
         """Each new status until a terminal one."""
 
     @abc.abstractmethod

@@ -156,7 +156,13 @@ class Transport:
         if timeout is not None:
             extra["timeout"] = timeout
         return self.client.build_request(
-            method, self.api + path, params=params, json=json, content=content, headers=hdrs, **extra
+            method,
+            self.api + path,
+            params=params,
+            json=json,
+            content=content,
+            headers=hdrs,
+            **extra,
         )
 
     async def request(
@@ -244,11 +250,8 @@ class _StreamErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if exc is None:
-            return False
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if isinstance(exc, httpx.TimeoutException):
             raise DaisiTimeoutError(f"reading the reply timed out: {exc!r}") from exc
         if isinstance(exc, httpx.TransportError):
             raise DaisiConnectionError(f"the connection dropped: {exc!r}") from exc
-        return False

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
+import anyio.lowlevel
 import httpx
 
 from ._dispatch import Signal, Slot, Spawner
@@ -38,6 +39,7 @@ def state_from_json(body: Mapping[str, Any]) -> RemoteState:
 @dataclass(eq=False)
 class _Submission:
     body: dict[str, Any]
+    order: int
     submitted: Slot[RemoteState] = field(default_factory=Slot)
     result: Slot[RemoteState] | None = None
 
@@ -109,7 +111,7 @@ class _Results:
         return slot.value()
 
     async def _flush(self) -> None:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         self.flush_scheduled = False
         ids, self.queue = self.queue, []
         ids = [i for i in dict.fromkeys(ids) if i in self.slots and not self.slots[i].done]
@@ -223,7 +225,7 @@ class V1Protocol(Protocol):
 
     # -- submission ----------------------------------------------------------------------
     async def submit(
-        self, daisi_id: str, endpoint: str, args: Mapping[str, Any], key: str
+        self, daisi_id: str, endpoint: str, args: Mapping[str, Any], key: str, *, order: int = 0
     ) -> RemoteState:
         arguments = await self.encode(args)
         if not self.spawner.can_spawn():
@@ -236,7 +238,13 @@ class V1Protocol(Protocol):
             )
             return state_from_json(r.json())
         sub = _Submission(
-            {"daisi_id": daisi_id, "endpoint": endpoint, "arguments": arguments, "idempotency_key": key}
+            {
+                "daisi_id": daisi_id,
+                "endpoint": endpoint,
+                "arguments": arguments,
+                "idempotency_key": key,
+            },
+            order,
         )
         self._queue.append(sub)
         if not self._flush_scheduled:
@@ -250,8 +258,9 @@ class V1Protocol(Protocol):
         return self.results.slot(eid)
 
     async def _flush(self) -> None:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         self._flush_scheduled = False
+        self._queue.sort(key=lambda s: s.order)
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             self.spawner.spawn(self._send, batch)
@@ -263,7 +272,9 @@ class V1Protocol(Protocol):
         self._submit_streams += stream
         try:
             if not stream:
-                r = await self.transport.request("POST", "/v1/executions", json=body, idempotent=True)
+                r = await self.transport.request(
+                    "POST", "/v1/executions", json=body, idempotent=True
+                )
                 self._on_submitted(batch, r.json()["results"], waiting)
                 return
             async with self.transport.stream(
@@ -314,7 +325,9 @@ class V1Protocol(Protocol):
         if wait:
             params["wait"] = wait
             timeout = STREAM_TIMEOUT
-        r = await self.transport.request("GET", f"/v1/executions/{eid}", params=params, timeout=timeout)
+        r = await self.transport.request(
+            "GET", f"/v1/executions/{eid}", params=params, timeout=timeout
+        )
         return state_from_json(r.json())
 
     async def value(self, state: RemoteState) -> Any:
@@ -364,7 +377,10 @@ class V1Protocol(Protocol):
                                 last = int(payload.get("seq", last))
                                 drops = 0
                                 yield event, payload
-                                if event == "status" and ExecutionStatus(payload["status"]).is_terminal:
+                                if (
+                                    event == "status"
+                                    and ExecutionStatus(payload["status"]).is_terminal
+                                ):
                                     return
                                 event, data = "", ""
                 return
@@ -373,7 +389,7 @@ class V1Protocol(Protocol):
                 if not _dropped(exc) or drops > self.transport.settings.retries.attempts:
                     raise
 
-    async def status_stream(  # type: ignore[override]
+    async def status_stream(
         self, eid: str, last: ExecutionStatus | None
     ) -> AsyncIterator[ExecutionStatus]:
         async for event, payload in self._events(eid):
@@ -396,7 +412,7 @@ class V1Protocol(Protocol):
                 return lines
             after = chunk[-1]["seq"]
 
-    async def log_stream(self, eid: str) -> AsyncIterator[str]:  # type: ignore[override]
+    async def log_stream(self, eid: str) -> AsyncIterator[str]:
         async for event, payload in self._events(eid):
             if event == "log":
                 yield str(payload["line"])

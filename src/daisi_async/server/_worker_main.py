@@ -35,12 +35,14 @@ import ast
 import asyncio
 import builtins
 import contextlib
+import functools
 import inspect
 import io
 import json
 import logging
 import math
 import os
+import pickle
 import socket
 import sys
 import threading
@@ -296,6 +298,10 @@ def load_entry(directory: str, entry: str) -> types.ModuleType:
     module.__file__ = path
     module.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = module
+    # dill resolves "__main__" through the module it saw at import time: point it at the
+    # Daisi, so functions of classes sent from a caller's __main__ get the Daisi's globals
+    # and travel back by reference to the caller's own __main__.
+    dill._dill._main_module = module
     exec(code, module.__dict__)
     return module
 
@@ -372,6 +378,11 @@ def _open_arguments(args: Mapping[str, Any], body: bytes) -> dict[str, Any]:
     return values
 
 
+@functools.lru_cache(maxsize=1024)
+def _parameters(fn: Callable[..., Any]) -> tuple[inspect.Parameter, ...]:
+    return tuple(inspect.signature(fn).parameters.values())
+
+
 def bind_arguments(
     fn: Callable[..., Any], values: Mapping[str, Any]
 ) -> tuple[list[Any], dict[str, Any]]:
@@ -383,10 +394,9 @@ def bind_arguments(
     merged; other names are passed as keywords (Python reports the unknown ones).
     """
     try:
-        sig = inspect.signature(fn)
+        params = _parameters(fn)
     except (TypeError, ValueError):
         return [], dict(values)
-    params = list(sig.parameters.values())
     var_pos = next((p for p in params if p.kind is p.VAR_POSITIONAL), None)
     var_kw = next((p for p in params if p.kind is p.VAR_KEYWORD), None)
     expand = var_pos is not None and var_pos.name in values
@@ -431,37 +441,59 @@ def _call(module: types.ModuleType, endpoint: str, values: Mapping[str, Any]) ->
 # --- results -----------------------------------------------------------------------------
 
 
-def is_strict_json(value: object, max_nodes: int) -> bool:
-    """True if ``value`` is made only of dict (str keys), list, str, int, finite float,
-    bool and None, with at most ``max_nodes`` values in all."""
+_SCALARS = frozenset({str, int, bool, float, type(None), bytes, complex})
+_SEQUENCES = frozenset({list, tuple, set, frozenset})
+
+PLAIN_DATA_NODES = 1_000_000
+"""Results made only of builtin data and at most this many values are pickled by the
+C pickler (same bytes meaning, much faster than dill's pure-Python pickler)."""
+
+
+def classify(
+    value: object, json_nodes: int, max_nodes: int = PLAIN_DATA_NODES
+) -> tuple[bool, bool]:
+    """``(plain, strict_json)`` for ``value``.
+
+    ``plain``: made only of builtin scalars (None, bool, int, float, complex, str,
+    bytes) and list, tuple, set, frozenset and dict, with at most ``max_nodes``
+    values in all. ``strict_json``: plain, and made only of dict (str keys),
+    list, str, int, finite float, bool and None, with at most ``json_nodes``
+    values (a JSON text has at least one character per value).
+    """
     stack = [value]
     count = 0
+    strict = True
     while stack:
         v = stack.pop()
         count += 1
         if count > max_nodes:
-            return False
+            return False, False
         t = type(v)
-        if v is None or t is str or t is int or t is bool:
+        if t is str or t is int or t is bool or v is None:
             continue
         if t is float:
-            if not math.isfinite(v):  # type: ignore[arg-type]
-                return False
+            if strict and not math.isfinite(v):  # type: ignore[arg-type]
+                strict = False
         elif t is list:
             stack.extend(v)  # type: ignore[arg-type]
         elif t is dict:
             for k, x in v.items():  # type: ignore[attr-defined]
                 if type(k) is not str:
-                    return False
+                    strict = False
+                stack.append(k)
                 stack.append(x)
+        elif t in _SEQUENCES:
+            strict = False
+            stack.extend(v)  # type: ignore[arg-type]
+        elif t in _SCALARS:
+            strict = False
         else:
-            return False
-    return True
+            return False, False
+    return True, strict and count <= json_nodes
 
 
 def _json_text(value: object, limit: int) -> str | None:
-    if not is_strict_json(value, limit + 1):
-        return None
+    """Compact JSON text of a strict JSON value, if it has at most ``limit`` characters."""
     try:
         text = json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (ValueError, TypeError, RecursionError):
@@ -536,8 +568,9 @@ def _result_frame(
     result_path: str | None,
     siblings: _SiblingModules,
 ) -> tuple[dict[str, Any], bytes]:
+    plain, strict_json = classify(result, json_nodes=inline_limit + 1)
     try:
-        data = _dumps_by_value(result, siblings)
+        data = pickle.dumps(result, protocol=5) if plain else _dumps_by_value(result, siblings)
     except BaseException as exc:
         message = (
             f"result of type {type(result).__qualname__!r} could not be serialized: "
@@ -546,9 +579,10 @@ def _result_frame(
         error = _error("daisi.ResultError", message, _format_exception(exc, strip=False))
         return {"op": "done", "eid": eid, "ok": False, "error": error}, b""
     header: dict[str, Any] = {"op": "done", "eid": eid, "ok": True, "size": len(data)}
-    text = _json_text(result, inline_limit)
-    if text is not None:
-        header["json"] = text
+    if strict_json:
+        text = _json_text(result, inline_limit)
+        if text is not None:
+            header["json"] = text
     if len(data) <= inline_limit or not result_path:
         return header, data
     try:

@@ -8,6 +8,7 @@ nothing of requests and replies beyond :class:`~.errors.ApiError`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -25,7 +26,7 @@ from .._wire import (
 from .auth import Auth
 from .errors import ApiError, invalid_arguments, not_found
 from .registry import ArgumentsError, DaisiSpec, Registry, load_daisies
-from .store import ExecutionRecord, Store, valid_key
+from .store import Blob, ExecutionRecord, Store, valid_key
 from .workers import DaisiImportError, Job, Outcome, WorkerPool
 
 log = logging.getLogger("daisi_async.server")
@@ -56,9 +57,69 @@ def error_text(error: Mapping[str, str] | None) -> str:
     if not error:
         return ""
     tb = error.get("traceback") or ""
-    if tb.strip():
-        return tb
-    return f"{error.get('type', 'Error')}: {error.get('message', '')}"
+    headline = f"{error.get('type', 'Error')}: {error.get('message', '')}"
+    if not tb.strip():
+        return headline
+    if str(error.get("type", "")).startswith("daisi.") and error.get("message", "") not in tb:
+        # A runtime failure wrapping another one (e.g. an upstream execution's
+        # traceback): keep the traceback and say what happened here, as Python
+        # shows a chained exception.
+        return (
+            f"{tb.rstrip()}\n\nThe above exception was the direct cause of the following"
+            f" exception:\n\n{headline}\n"
+        )
+    return tb
+
+
+class _Gate:
+    """Lets at most ``pool.size`` executions into a worker pool at once, first come first
+    served: the others wait here, still QUEUED, until a worker is theirs."""
+
+    POLL_SECONDS = 0.25  # how soon a pool that grew takes more waiting executions
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        self.active = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._poller: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self._wake()
+        if not fut.done():
+            if self._poller is None:
+                self._poller = asyncio.get_running_loop().create_task(self._poll())
+            try:
+                await fut
+            except BaseException:
+                if fut.done() and not fut.cancelled():  # admitted just as we were cancelled
+                    self.active -= 1
+                    self._wake()
+                raise
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.active < self.pool.size:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                self.active += 1
+                fut.set_result(None)
+        while self._waiters and self._waiters[0].done():
+            self._waiters.popleft()
+
+    async def _poll(self) -> None:
+        try:
+            while self._waiters:
+                await asyncio.sleep(self.POLL_SECONDS)
+                self._wake()
+        finally:
+            self._poller = None
 
 
 class Runtime:
@@ -72,6 +133,7 @@ class Runtime:
         self.pools: dict[str, WorkerPool] = {}
         self.broken: dict[str, str] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._gates: dict[str, _Gate] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -149,6 +211,13 @@ class Runtime:
             raise not_found(f"no execution with id {eid!r}")
         return rec
 
+    def blob(self, key: str, user: str | None) -> Blob | None:
+        """The blob if ``user`` may read it (same rule as executions), else None."""
+        blob = self.store.get_blob(key)
+        if blob is None or not self.auth.can_see_execution(user, blob.owner):
+            return None
+        return blob
+
     def check_submission(
         self,
         spec: DaisiSpec,
@@ -159,6 +228,9 @@ class Runtime:
         """Validate one submission completely, before anything is created."""
         ep = spec.endpoints.get(endpoint)
         if ep is None:
+            broken = self.daisi_error(spec)
+            if broken:  # e.g. a SyntaxError: no endpoints were found; say why
+                raise ApiError(409, "daisi_broken", f"Daisi {spec.full_name!r} can't run: {broken}")
             raise not_found(f"Daisi {spec.full_name!r} has no endpoint {endpoint!r}")
         try:
             ep.check_arguments(args.keys())
@@ -175,7 +247,7 @@ class Runtime:
             if kind == "value":
                 pass
             elif kind == "blob":
-                if not isinstance(value, str) or self.store.get_blob(value) is None:
+                if not isinstance(value, str) or self.blob(value, user) is None:
                     raise invalid_arguments(
                         f"argument {name!r} refers to an unknown blob {value!r}", param=name
                     )
@@ -204,7 +276,7 @@ class Runtime:
             rec = self.store.get(key)
             if rec is not None and self.auth.can_see_execution(user, rec.owner):
                 return {"execution": key}
-            if self.store.get_blob(key) is not None:
+            if self.blob(key, user) is not None:
                 return {"blob": key}
         raise invalid_arguments(
             f"argument {param!r}: 'lookup:{key}' refers to no stored object or execution",
@@ -305,8 +377,15 @@ class Runtime:
         )
         if rec.status.is_terminal:
             return
-        self.store.start(rec)
-        outcome = await pool.run(job)
+        gate = self._gates.get(spec.id)
+        if gate is None or gate.pool is not pool:
+            gate = self._gates[spec.id] = _Gate(pool)
+        # Waiting for a free worker is still QUEUED (a restart then runs it again).
+        async with gate.slot():
+            if rec.status.is_terminal:
+                return
+            self.store.start(rec)
+            outcome = await pool.run(job)
         self._record_outcome(rec, result_key, outcome)
 
     def _blob_arg(self, key: str) -> dict[str, Any]:

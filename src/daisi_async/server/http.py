@@ -34,6 +34,10 @@ def caller(request: Request) -> str | None:
         raise ApiError(401, "unauthorized", str(exc)) from None
 
 
+MAX_SQL_INT = 2**63 - 1
+"""The largest integer SQLite stores: query numbers (``limit``, ``after``) are capped to it."""
+
+
 def too_large(limit: int) -> ApiError:
     """The 413 for a body over the limit."""
     return ApiError(413, "payload_too_large", f"the request body is larger than {limit} bytes")
@@ -78,6 +82,8 @@ async def read_json(request: Request) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
 
 
 def expect_object(value: Any, what: str) -> dict[str, Any]:
@@ -112,7 +118,9 @@ def result_json(rt: Runtime, rec: ExecutionRecord) -> dict[str, Any] | None:
     if rec.status.value != "FINISHED" or rec.result_key is None:
         return None
     if rec.result_json is not None:
-        return {"encoding": "json", "value": json.loads(rec.result_json), "size": rec.result_size}
+        # ``size`` is the size of what ``/result`` answers: here the JSON text.
+        size = len(rec.result_json.encode("utf-8"))
+        return {"encoding": "json", "value": json.loads(rec.result_json), "size": size}
     data: str | None = None
     if rec.result_size <= INLINE_RESULT_BYTES:
         blob = rt.store.get_blob(rec.result_key)

@@ -15,6 +15,7 @@ from .._wire import LOOKUP_PREFIX, ExecutionStatus
 from .engine import Runtime, error_text
 from .errors import ApiError, bad_request, not_found
 from .http import (
+    MAX_SQL_INT,
     b64decode,
     b64encode,
     caller,
@@ -98,7 +99,7 @@ async def logs(request: Request) -> Response:
             raise bad_request("query parameter 'limit' must be an integer", param="limit") from None
         if limit < 0:
             raise bad_request("query parameter 'limit' must be >= 0", param="limit")
-        return json_response(rt.store.last_lines(rec.id, limit))
+        return json_response(rt.store.last_lines(rec.id, min(limit, MAX_SQL_INT)))
     return json_response([ev.data for ev in rt.store.events(rec.id, kind="log")])
 
 

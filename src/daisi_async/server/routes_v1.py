@@ -17,6 +17,7 @@ from .._wire import MAX_WAIT_SECONDS, ExecutionStatus
 from .engine import INLINE_RESULT_BYTES, Runtime
 from .errors import ApiError, bad_request, not_found
 from .http import (
+    MAX_SQL_INT,
     bounded_stream,
     caller,
     execution_json,
@@ -26,7 +27,7 @@ from .http import (
     runtime,
     wait_seconds,
 )
-from .store import BlobTooLarge, Event, ExecutionRecord, Store
+from .store import Blob, BlobTooLarge, Event, ExecutionRecord, Store
 
 FEATURES = ["blobs", "wait", "multiwait", "events", "batch", "cancel", "idempotency"]
 MAX_BATCH = 10_000
@@ -35,6 +36,7 @@ KEEPALIVE_SECONDS = 15.0
 
 async def capabilities(request: Request) -> Response:
     rt = runtime(request)
+    caller(request)  # a bad token is 401 here too
     return json_response(
         {
             "protocol": "daisi",
@@ -82,8 +84,8 @@ async def put_blob(request: Request) -> Response:
     return json_response({"key": key, "size": size}, 201)
 
 
-def _blob_response(store: Store, key: str, media_type: str) -> Response:
-    blob = store.get_blob(key)
+def _blob_response(store: Store, key: str, media_type: str, blob: Blob | None = None) -> Response:
+    blob = blob or store.get_blob(key)
     if blob is None:
         raise not_found(f"no blob with key {key!r}")
     if blob.data is not None:
@@ -103,8 +105,11 @@ async def _iterate(store: Store, key: str) -> AsyncIterator[bytes]:
 
 async def get_blob(request: Request) -> Response:
     rt = runtime(request)
-    caller(request)
-    return _blob_response(rt.store, request.path_params["key"], "application/octet-stream")
+    key = request.path_params["key"]
+    blob = rt.blob(key, caller(request))
+    if blob is None:
+        raise not_found(f"no blob with key {key!r}")
+    return _blob_response(rt.store, key, "application/octet-stream", blob)
 
 
 def _submit_item(
@@ -199,7 +204,7 @@ async def wait_many(request: Request) -> Response:
     if len(ids) > MAX_BATCH:
         raise ApiError(413, "payload_too_large", f"at most {MAX_BATCH} ids per wait")
     timeout = body.get("timeout", MAX_WAIT_SECONDS)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
         raise bad_request("'timeout' must be a number of seconds", param="timeout")
     known: list[str] = []
     errors: list[bytes] = []
@@ -259,7 +264,7 @@ def _int_param(request: Request, name: str, default: int) -> int:
         raise bad_request(f"query parameter {name!r} must be an integer", param=name) from None
     if value < 0:
         raise bad_request(f"query parameter {name!r} must be >= 0", param=name)
-    return value
+    return min(value, MAX_SQL_INT)
 
 
 def _sse(ev: Event) -> bytes:
@@ -272,7 +277,7 @@ async def events(request: Request) -> Response:
     rec = rt.execution(request.path_params["eid"], caller(request))
     last = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
     try:
-        after = int(last)
+        after = max(0, min(int(last), MAX_SQL_INT))
     except ValueError:
         raise bad_request("Last-Event-ID must be an integer sequence number") from None
 

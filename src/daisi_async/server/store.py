@@ -128,6 +128,8 @@ class Blob:
     size: int
     data: bytes | None
     path: Path | None
+    owner: str | None = None
+    """Who stored it (None: anonymous); results belong to their execution's owner."""
 
     def read(self) -> bytes:
         """The whole blob in memory (use :meth:`Store.iter_blob` for large ones)."""
@@ -530,10 +532,14 @@ class Store:
         if not valid_key(key):
             return None
         self.flush()
-        row = self.db.execute("SELECT size, data, path FROM blobs WHERE key = ?", (key,)).fetchone()
+        row = self.db.execute(
+            "SELECT size, data, path, owner FROM blobs WHERE key = ?", (key,)
+        ).fetchone()
         if row is None:
             return None
-        return Blob(key=key, size=row[0], data=row[1], path=Path(row[2]) if row[2] else None)
+        return Blob(
+            key=key, size=row[0], data=row[1], path=Path(row[2]) if row[2] else None, owner=row[3]
+        )
 
     @staticmethod
     def iter_blob(blob: Blob, chunk_size: int = 1 << 20) -> Iterable[bytes]:

@@ -161,8 +161,18 @@ def _package_root() -> str:
 class _Worker:
     """One worker process and its socket; no task of its own."""
 
-    __slots__ = ("busy", "gone", "kill_reason", "mem_handle", "peak_rss", "pid", "proc",
-                 "reader", "writer")
+    __slots__ = (
+        "busy",
+        "deadline",
+        "gone",
+        "kill_reason",
+        "peak_rss",
+        "pid",
+        "proc",
+        "reader",
+        "watchdog",
+        "writer",
+    )
 
     def __init__(
         self,
@@ -177,7 +187,8 @@ class _Worker:
         self.busy = False
         self.gone = False  # killed, retired or dead: never given another job
         self.kill_reason: str | None = None  # "time", "memory", "close", "cancel", "protocol"
-        self.mem_handle: asyncio.TimerHandle | None = None
+        self.watchdog: asyncio.TimerHandle | None = None  # time and memory limits of the job
+        self.deadline = math.inf
         self.peak_rss = 0
 
     def kill(self, reason: str | None = None) -> None:
@@ -188,10 +199,14 @@ class _Worker:
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
-        if self.mem_handle is not None:
-            self.mem_handle.cancel()
-            self.mem_handle = None
+        self.stop_watchdog()
         self.writer.close()
+
+    def stop_watchdog(self) -> None:
+        """Cancel the job's time and memory checks."""
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
 
     def ask_exit(self) -> None:
         """Ask the worker to leave its loop and exit."""
@@ -317,6 +332,7 @@ class WorkerPool:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._starting -= count
+            self._started = False  # start() may be called again
             for t in tasks:
                 if not t.cancelled() and t.exception() is None:
                     t.result().kill()
@@ -411,8 +427,9 @@ class WorkerPool:
             elif not w.gone:
                 w.ask_exit()
         self._idle.clear()
-        await asyncio.gather(*(w.finish(EXIT_GRACE) for w in list(self._all)),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(w.finish(EXIT_GRACE) for w in list(self._all)), return_exceptions=True
+        )
         await self._drain_tasks()
         for w in list(self._all):
             await w.finish(0)
@@ -433,10 +450,15 @@ class WorkerPool:
         parent, child = socket.socketpair()
         try:
             proc = await asyncio.create_subprocess_exec(
-                self._python, "-m", _WORKER_MODULE,
-                "--fd", str(child.fileno()),
-                "--dir", str(self.directory),
-                "--entry", self.entry,
+                self._python,
+                "-m",
+                _WORKER_MODULE,
+                "--fd",
+                str(child.fileno()),
+                "--dir",
+                str(self.directory),
+                "--entry",
+                self.entry,
                 pass_fds=[child.fileno()],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -478,8 +500,7 @@ class WorkerPool:
         raise DaisiImportError(
             _error(
                 "daisi.WorkerCrashed",
-                "the worker process died while importing the Daisi "
-                f"({_describe_exit(returncode)})",
+                f"the worker process died while importing the Daisi ({_describe_exit(returncode)})",
             )
         )
 
@@ -634,19 +655,32 @@ class WorkerPool:
 
     # --- one execution -------------------------------------------------------------------
 
-    def _check_memory(self, worker: _Worker, limit: int) -> None:
-        worker.mem_handle = None
+    def _watch(self, worker: _Worker) -> None:
+        """The job's watchdog: enforce the time limit, check memory every 0.25 s.
+
+        One timer per running job, rescheduled at the next check or the deadline.
+        """
+        worker.watchdog = None
         if worker.gone or not worker.busy:
             return
-        rss = _rss(worker.pid)
-        if rss is not None:
-            worker.peak_rss = max(worker.peak_rss, rss)
-            if rss > limit:
-                worker.kill("memory")
-                return
-        worker.mem_handle = asyncio.get_running_loop().call_later(
-            MEMORY_CHECK_INTERVAL, self._check_memory, worker, limit
-        )
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now >= worker.deadline:
+            worker.kill("time")
+            return
+        limit = self.memory_limit
+        if limit is not None:
+            rss = _rss(worker.pid)
+            if rss is not None:
+                worker.peak_rss = max(worker.peak_rss, rss)
+                if rss > limit:
+                    worker.kill("memory")
+                    return
+            when = min(now + MEMORY_CHECK_INTERVAL, worker.deadline)
+        else:
+            when = worker.deadline
+        if not math.isinf(when):
+            worker.watchdog = loop.call_at(when, self._watch, worker)
 
     def _emit_log(self, eid: str, header: dict[str, Any]) -> None:
         try:
@@ -678,14 +712,14 @@ class WorkerPool:
             },
             offset,
         )
-        timer: asyncio.TimerHandle | None = None
-        if not math.isinf(job.timeout):
-            timer = loop.call_later(max(job.timeout, 0.0), worker.kill, "time")
+        now = loop.time()
+        worker.deadline = now + max(job.timeout, 0.0)
+        worker.peak_rss = 0
+        first = worker.deadline
         if self.memory_limit is not None:
-            worker.peak_rss = 0
-            worker.mem_handle = loop.call_later(
-                MEMORY_CHECK_INTERVAL, self._check_memory, worker, self.memory_limit
-            )
+            first = min(first, now + MEMORY_CHECK_INTERVAL)
+        if not math.isinf(first):
+            worker.watchdog = loop.call_at(first, self._watch, worker)
         try:
             try:
                 worker.writer.write(head)
@@ -713,11 +747,7 @@ class WorkerPool:
                 elif op == "done" and header.get("eid") == job.eid:
                     return self._done(header, body)
         finally:
-            if timer is not None:
-                timer.cancel()
-            if worker.mem_handle is not None:
-                worker.mem_handle.cancel()
-                worker.mem_handle = None
+            worker.stop_watchdog()
 
     @staticmethod
     def _done(header: dict[str, Any], body: bytes) -> Outcome:

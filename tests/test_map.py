@@ -1,0 +1,70 @@
+"""d.map / d.as_completed: bounded fan-out, ordering, fail-fast."""
+
+from __future__ import annotations
+
+import pytest
+
+from daisi_async import AsyncDaisi, DaisiExecutionError, ExecutionStatus
+from daisi_async.testing import LocalRuntime
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_map_awaitable_in_order(echo_runtime: LocalRuntime) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        items = [{"a": i, "b": 1} for i in range(50)]
+        assert await d.map("add", items, max_concurrency=8) == [i + 1 for i in range(50)]
+        assert await d.map("add", [(i, 2) for i in range(5)]) == [2, 3, 4, 5, 6]
+        assert await d.map("echo", ["x", "y"]) == ["x", "y"]
+
+
+async def test_map_bounds_executions_in_flight(echo_runtime: LocalRuntime) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        run = d.map("add", [(i, 0) for i in range(20)], max_concurrency=3)
+        seen = []
+        async for value in run:
+            started = [ex for ex in run.executions if ex.started]
+            unfinished = [ex for ex in started if not ex._last_status.is_terminal]
+            assert len(unfinished) <= 3
+            seen.append(value)
+        assert seen == list(range(20))
+
+
+async def test_as_completed_yields_in_completion_order(echo_runtime: LocalRuntime) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        await d.workers.set(3)
+        try:
+            delays = [0.9, 0.1, 0.5]
+            order = [v async for v in d.as_completed("sleep", delays, max_concurrency=3)]
+        finally:
+            await d.workers.set(1)
+        assert sorted(order) == sorted(delays)
+        assert order[0] == 0.1
+
+
+async def test_map_fail_fast_cancels_siblings(echo_runtime: LocalRuntime) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        run = d.map("sleep", [0.05, "x", 30, 30], max_concurrency=4)
+        with pytest.raises(DaisiExecutionError) as info:
+            await run
+        assert isinstance(info.value, TypeError)
+        statuses = [await ex.status() for ex in run.executions]
+        assert statuses[:2] == [ExecutionStatus.FINISHED, ExecutionStatus.FAILED]
+        assert statuses[2:] == [ExecutionStatus.CANCELLED, ExecutionStatus.CANCELLED]
+
+
+async def test_map_return_exceptions(echo_runtime: LocalRuntime) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        out = await d.map("add", [(1, 1), ("x", 1)], return_exceptions=True)
+        assert out[0] == 2
+        assert isinstance(out[1], DaisiExecutionError)
+
+
+async def test_map_binds_arguments_before_sending(echo_runtime: LocalRuntime) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        with pytest.raises(TypeError):
+            d.map("add", [{"a": 1}, {"nope": 2}])
+        run = d.map("add", [(1, 1)])
+        assert run.executions == []
+        assert await run == [2]
+        assert await run.executions[0].status() is ExecutionStatus.FINISHED
