@@ -27,6 +27,7 @@ from ._errors import (
 )
 from ._execution import AsyncDaisiExecution
 from ._map import MapRun
+from ._sync import Daisi, DaisiExecution, DaisiMapExecution, SyncWorkers
 from ._wire import ExecutionStatus
 
 __version__ = "0.1.0"
@@ -35,12 +36,15 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "AsyncDaisi",
     "AsyncDaisiExecution",
+    "Daisi",
     "DaisiArgumentError",
     "DaisiAuthenticationError",
     "DaisiCancelledError",
     "DaisiConnectionError",
     "DaisiError",
+    "DaisiExecution",
     "DaisiExecutionError",
+    "DaisiMapExecution",
     "DaisiNotFoundError",
     "DaisiPermissionError",
     "DaisiRequestError",
@@ -50,6 +54,7 @@ __all__ = [
     "ExecutionStatus",
     "MapRun",
     "RetryPolicy",
+    "SyncWorkers",
     "Workers",
     "__version__",
 ]

@@ -1,0 +1,170 @@
+"""One process-wide background event loop for the blocking facade.
+
+Every ``Daisi`` call runs on a single daemon thread (``daisi-async-loop``) through an
+anyio :class:`~anyio.from_thread.BlockingPortal`, so the facade works in plain scripts,
+inside Jupyter and in threads that already run an event loop. The thread starts with
+the first ``Daisi`` and stops when the last one is closed (or at exit); after ``fork``
+the child starts afresh. A call made from the loop thread itself raises instead of
+deadlocking; Ctrl-C interrupts a blocking wait promptly.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import os
+import queue
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+from anyio.from_thread import BlockingPortal
+
+from ._config import DEFAULT_TIMEOUT
+
+T = TypeVar("T")
+
+THREAD_NAME = "daisi-async-loop"
+_POLL = 0.05  # how often a blocked caller wakes up to notice Ctrl-C
+
+
+class _Loop:
+    """The running loop thread, its portal and the shared HTTP client."""
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.portal: BlockingPortal | None = None
+        self.client: httpx.AsyncClient | None = None
+        self.users = 0
+
+    def start(self) -> None:
+        ready: queue.Queue[BlockingPortal | BaseException] = queue.Queue()
+
+        async def main() -> None:
+            try:
+                async with BlockingPortal() as portal:
+                    client = self.client = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+                    ready.put(portal)
+                    try:
+                        await portal.sleep_until_stopped()
+                    finally:
+                        with anyio.CancelScope(shield=True):
+                            await client.aclose()
+            except BaseException as exc:  # pragma: no cover - startup failure
+                ready.put(exc)
+                raise
+
+        self.thread = threading.Thread(
+            target=anyio.run, args=(main,), name=THREAD_NAME, daemon=True
+        )
+        self.thread.start()
+        got = ready.get()
+        if isinstance(got, BaseException):  # pragma: no cover
+            raise got
+        self.portal = got
+
+    def stop(self) -> None:
+        portal, thread = self.portal, self.thread
+        self.portal = self.thread = self.client = None
+        if portal is not None and thread is not None and thread.is_alive():
+            if threading.current_thread() is not thread:
+                try:
+                    portal.call(portal.stop, True)
+                except RuntimeError:  # the loop already ended
+                    pass
+                thread.join(timeout=5)
+
+
+_lock = threading.Lock()
+_loop = _Loop()
+
+
+def acquire() -> None:
+    """Count one more user of the loop, starting it if needed."""
+    with _lock:
+        if _loop.portal is None:
+            _loop.start()
+        _loop.users += 1
+
+
+def release() -> None:
+    """Count one user less; the last one stops the loop and closes the client."""
+    with _lock:
+        _loop.users = max(0, _loop.users - 1)
+        if _loop.users == 0:
+            _loop.stop()
+
+
+def shared_client() -> httpx.AsyncClient:
+    """The connection pool shared by every ``Daisi`` (valid while acquired)."""
+    if _loop.client is None:
+        raise RuntimeError("the daisi-async loop is not running")
+    return _loop.client
+
+
+def loop_thread() -> threading.Thread | None:
+    """The background loop thread, if running."""
+    return _loop.thread
+
+
+def _portal() -> BlockingPortal:
+    if threading.current_thread() is _loop.thread:
+        raise RuntimeError(
+            "a blocking Daisi call was made from the daisi-async event loop thread, which "
+            "would deadlock; use AsyncDaisi (await ...) in async code running there"
+        )
+    portal = _loop.portal
+    if portal is None:
+        raise RuntimeError("this Daisi is closed")
+    return portal
+
+
+def call(
+    fn: Callable[..., Awaitable[T]],
+    *args: Any,
+    on_interrupt: Callable[[], Awaitable[Any]] | None = None,
+) -> T:
+    """Run ``fn(*args)`` on the loop and wait for it.
+
+    Ctrl-C (KeyboardInterrupt) cancels the task within ``_POLL`` seconds, runs
+    ``on_interrupt`` there (bounded to a few seconds) and re-raises.
+    """
+    portal = _portal()
+    future: concurrent.futures.Future[T] = portal.start_task_soon(fn, *args)
+    try:
+        # Wait in short slices so that Ctrl-C is noticed promptly. (Not with
+        # future.result(timeout=...): its TimeoutError can't be told apart from a
+        # TimeoutError the call itself raised.)
+        while not future.done():
+            concurrent.futures.wait((future,), timeout=_POLL)
+        return future.result()
+    except KeyboardInterrupt:
+        future.cancel()
+        if on_interrupt is not None:
+            cleanup = portal.start_task_soon(_bounded, on_interrupt)
+            try:
+                cleanup.result(timeout=3)
+            except BaseException:  # best effort: never mask the interrupt
+                cleanup.cancel()
+        raise
+
+
+async def _bounded(fn: Callable[[], Awaitable[Any]]) -> None:
+    with anyio.move_on_after(2.5):
+        await fn()
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _loop
+    _lock = threading.Lock()
+    _loop = _Loop()
+
+
+def _stop_at_exit() -> None:
+    _loop.stop()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_stop_at_exit)
