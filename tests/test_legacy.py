@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from tests.conftest import TEST_DAISIES
 
 from daisi_async import AsyncDaisi, DaisiError, ExecutionStatus
 from daisi_async._legacy import error_from_traceback
 from daisi_async.testing import LocalRuntime
-from tests.conftest import TEST_DAISIES
 
 pytestmark = pytest.mark.anyio
 

@@ -22,8 +22,8 @@ from daisi_async import (
     DaisiExecutionError,
     DaisiNotFoundError,
     ExecutionStatus,
+    _portal,
 )
-from daisi_async import _portal
 from daisi_async.testing import LocalRuntime
 
 
@@ -78,7 +78,7 @@ def test_submit_now_result_timeout_cancel(echo: Daisi) -> None:
 def test_failures_raise_with_traceback(daisi_runtime: LocalRuntime) -> None:
     with Daisi("Always Fails", base_url=daisi_runtime.url) as d:
         with pytest.raises(ZeroDivisionError) as info:
-            d.divide(1, 0).value
+            _ = d.divide(1, 0).value
         assert isinstance(info.value, DaisiExecutionError)
         assert "division by zero" in info.value.traceback
 
@@ -130,7 +130,7 @@ def test_called_from_a_running_event_loop(echo: Daisi) -> None:
 
 def test_called_from_the_loop_thread_raises(echo: Daisi) -> None:
     async def on_loop_thread() -> None:
-        echo.add(1, 1).value
+        _ = echo.add(1, 1).value
 
     with pytest.raises(RuntimeError, match="event loop thread"):
         _portal.call(on_loop_thread)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import contextlib
 import os
 import queue
 import threading
@@ -68,13 +69,12 @@ class _Loop:
     def stop(self) -> None:
         portal, thread = self.portal, self.thread
         self.portal = self.thread = self.client = None
-        if portal is not None and thread is not None and thread.is_alive():
-            if threading.current_thread() is not thread:
-                try:
-                    portal.call(portal.stop, True)
-                except RuntimeError:  # the loop already ended
-                    pass
-                thread.join(timeout=5)
+        alive = portal is not None and thread is not None and thread.is_alive()
+        if alive and threading.current_thread() is not thread:
+            assert portal is not None and thread is not None
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                portal.call(portal.stop, True)
+            thread.join(timeout=5)
 
 
 _lock = threading.Lock()

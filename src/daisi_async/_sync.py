@@ -149,7 +149,7 @@ class DaisiMapExecution:
     """Many calls of one endpoint, with a bound on those in flight.
 
     Example:
-        >>> m = d.map("compute", [{"firstNumber": i, "secondNumber": 1} for i in range(10)])  # doctest: +SKIP
+        >>> m = d.map("compute", [(i, 1) for i in range(10)])  # doctest: +SKIP
         >>> m.value  # doctest: +SKIP
         [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     """
@@ -408,7 +408,10 @@ class Daisi:
             found = _portal.call(_catalogue, base_url, access_token)
         finally:
             _portal.release()
-        return [{"id": d["id"], "name": d["name"], "description": d.get("description", "")} for d in found]
+        return [
+            {"id": d["id"], "name": d["name"], "description": d.get("description", "")}
+            for d in found
+        ]
 
 
 async def _connect(
@@ -445,4 +448,3 @@ async def _gather(executions: list[AsyncDaisiExecution]) -> list[Any]:
         for i, ex in enumerate(executions):
             tg.start_soon(one, i, ex)
     return results
-
