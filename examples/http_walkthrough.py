@@ -1,4 +1,4 @@
-"""`make demo`: start the local runtime on examples/daisies and call it over HTTP.
+"""A walk through the wire protocol: the local runtime on examples/daisies, called over raw HTTP.
 
 Everything here is plain HTTP (httpx) against the runtime's routes, so it shows what
 travels on the wire: connect, submit, live logs from the event stream, results,
