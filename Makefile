@@ -28,7 +28,9 @@ pytest: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(PY) -c "import distributed" 2>/dev/null || \
+		$(PY) -m pip install -q --disable-pip-version-check -e '.[bench]'
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .daisi .pytest_cache .mypy_cache .ruff_cache

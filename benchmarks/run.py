@@ -1,0 +1,578 @@
+"""daisi-async benchmarks: DESIGN.md §6, measured in one run against one local runtime.
+
+Starts ``daisi serve`` on a loopback port (serving Add Two Numbers, Echo and the
+benchmark-only Bench Daisi), then measures, side by side:
+
+1. a trivial call on a warm worker: raw httpx (floor and whole v1 call), AsyncDaisi,
+   the sync facade, the original pydaisi client and a Dask LocalCluster;
+2. throughput of ``asyncio.gather`` over N executions (twice);
+3. a 100 MB numpy argument and result (in a subprocess, for its peak memory);
+4. bytes received by the client while chaining executions on a 20 MB array;
+5. latency of the first live log line.
+
+Usage: ``python benchmarks/run.py [--quick] [--json FILE]`` (or ``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+from _common import (
+    MB,
+    ByteCounter,
+    CountingTransport,
+    LoopThread,
+    Row,
+    median,
+    ms,
+    percentile,
+    render_table,
+    tree_cpu,
+)
+
+from daisi_async import AsyncDaisi, Daisi
+from daisi_async.testing import LocalRuntime
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DAISIES = {
+    "add-two-numbers": ROOT / "examples" / "daisies" / "add-two-numbers",
+    "echo": ROOT / "tests" / "daisies" / "echo",
+    "bench": HERE / "daisies" / "bench",
+}
+COMPUTE_BODY = {
+    "endpoint": "compute",
+    "arguments": {"firstNumber": {"value": 1}, "secondNumber": {"value": 2}},
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much work each scenario does."""
+
+    rounds: int  # scenario 1: interleaved rounds
+    calls: int  # scenario 1: calls per variant per round
+    pydaisi_calls: int  # scenario 1: pydaisi polls, so fewer
+    gather_n: int  # scenario 2
+    payload_mb: float  # scenario 3
+    payload_reps: int  # scenario 3
+    chain_mb: float  # scenario 4
+    log_runs: int  # scenario 5, per variant
+
+
+QUICK = Settings(
+    rounds=5,
+    calls=20,
+    pydaisi_calls=3,
+    gather_n=2_000,
+    payload_mb=100,
+    payload_reps=1,
+    chain_mb=20,
+    log_runs=5,
+)
+FULL = Settings(
+    rounds=20,
+    calls=50,
+    pydaisi_calls=8,
+    gather_n=10_000,
+    payload_mb=100,
+    payload_reps=5,
+    chain_mb=20,
+    log_runs=15,
+)
+
+
+def log(msg: str) -> None:
+    """Progress on stderr (the table goes to stdout)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def runtime(workers: int) -> Iterator[LocalRuntime]:
+    """One ``daisi serve`` process for every scenario, over a folder of symlinked Daisies."""
+    with tempfile.TemporaryDirectory(prefix="daisi-bench-") as tmp:
+        for name, src in DAISIES.items():
+            (Path(tmp) / name).symlink_to(src, target_is_directory=True)
+        with LocalRuntime(tmp, workers=workers) as rt:
+            yield rt
+
+
+# == 1. trivial call latency =============================================================
+Timings = tuple[list[float], int]  # (seconds per call, errors)
+
+
+def _timed(fn: Callable[[], Any], k: int, expected: Any) -> Timings:
+    times: list[float] = []
+    errors = 0
+    for _ in range(k):
+        t0 = time.perf_counter()
+        try:
+            ok = fn() == expected
+        except Exception:
+            ok = False
+        times.append(time.perf_counter() - t0)
+        errors += not ok
+    return times, errors
+
+
+async def _async_calls(d: AsyncDaisi, k: int) -> Timings:
+    times: list[float] = []
+    errors = 0
+    for _ in range(k):
+        t0 = time.perf_counter()
+        try:
+            ok = await d.compute(1, 2) == 3
+        except Exception:
+            ok = False
+        times.append(time.perf_counter() - t0)
+        errors += not ok
+    return times, errors
+
+
+def _add(a: int, b: int) -> int:
+    return a + b
+
+
+def _quiet_pydaisi() -> None:
+    for name in ("pydaisi", "pydaisi.pydaisi"):
+        lg = logging.getLogger(name)
+        lg.setLevel(logging.WARNING)
+        lg.handlers.clear()
+        lg.propagate = False
+
+
+def scenario_latency(rt: LocalRuntime, loop: LoopThread, s: Settings) -> dict[str, Any]:
+    """Interleaved rounds of every variant of one trivial call, against one server."""
+    url = rt.url
+    os.environ["DAISI_BASE_URL"] = url
+    with contextlib.ExitStack() as stack:
+        http = stack.enter_context(httpx.Client(base_url=rt.api, timeout=60))
+        daisi_id = http.get(f"/v1/daisies/{quote('Add Two Numbers', safe='')}").json()["id"]
+
+        def floor() -> int:
+            return http.get("/capabilities").status_code
+
+        def raw_v1() -> Any:
+            r = http.post(f"/v1/daisies/{daisi_id}/executions?wait=30", json=COMPUTE_BODY)
+            return r.json()["result"]["value"]
+
+        batch = {"executions": [{"daisi_id": daisi_id, **COMPUTE_BODY}]}
+
+        def raw_batch() -> Any:  # the route AsyncDaisi uses: batch submit + NDJSON wait
+            with http.stream("POST", "/v1/executions?wait=60", json=batch) as r:
+                for line in r.iter_lines():
+                    msg = json.loads(line) if line else {}
+                    if msg.get("type") == "done":
+                        return msg["execution"]["result"]["value"]
+            return None
+
+        ad = loop.run(AsyncDaisi.connect("Add Two Numbers", base_url=url))
+        stack.callback(lambda: loop.run(ad.aclose()))
+        sd = stack.enter_context(Daisi("Add Two Numbers", base_url=url))
+
+        variants: dict[str, Callable[[int], Timings]] = {
+            "floor": lambda k: _timed(floor, k, 200),
+            "raw_v1": lambda k: _timed(raw_v1, k, 3),
+            "raw_batch": lambda k: _timed(raw_batch, k, 3),
+            "async": lambda k: loop.run(_async_calls(ad, k)),
+            "sync": lambda k: _timed(lambda: sd.compute(1, 2).value, k, 3),
+        }
+        try:
+            import pydaisi
+
+            _quiet_pydaisi()
+            pd = pydaisi.Daisi("Add Two Numbers")  # connected once, like the others
+            variants["pydaisi"] = lambda k: _timed(lambda: pd.compute(1, 2).value, k, 3)
+        except ImportError:
+            log("pydaisi is not installed: the pydaisi comparison is skipped")
+        try:
+            from dask.distributed import Client, LocalCluster
+
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=1,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
+            )
+            dask = stack.enter_context(Client(cluster))
+            variants["dask"] = lambda k: _timed(
+                lambda: dask.submit(_add, 1, 2, pure=False).result(), k, 3
+            )
+        except ImportError:
+            log("dask[distributed] is not installed: the Dask comparison is skipped")
+
+        counts = {name: s.pydaisi_calls if name == "pydaisi" else s.calls for name in variants}
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        errors = dict.fromkeys(variants, 0)
+        for name, run in variants.items():  # warm-up: connections, workers, code paths
+            run(max(3, counts[name] // 2))
+        names = list(variants)
+        for r in range(s.rounds):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                t, e = variants[name](counts[name])
+                times[name] += t
+                errors[name] += e
+    out: dict[str, Any] = {}
+    for name in names:
+        out[name] = {
+            "p50": percentile(times[name], 50),
+            "p90": percentile(times[name], 90),
+            "n": len(times[name]),
+            "errors": errors[name],
+        }
+    return out
+
+
+# == 2. throughput =======================================================================
+async def _gather(url: str, n: int, server_pid: int) -> dict[str, Any]:
+    async with AsyncDaisi("Add Two Numbers", base_url=url) as d:
+        await d.compute(0, 1)
+        cpu0, server0 = time.process_time(), tree_cpu(server_pid)
+        t0 = time.perf_counter()
+        values = await asyncio.gather(*(d.compute(i, 1) for i in range(n)), return_exceptions=True)
+        dt = time.perf_counter() - t0
+        cpu1, server1 = time.process_time(), tree_cpu(server_pid)
+    exceptions = [v for v in values if isinstance(v, BaseException)]
+    wrong = sum(1 for i, v in enumerate(values) if not isinstance(v, BaseException) and v != i + 1)
+    first = repr(exceptions[0]) if exceptions else None
+    return {
+        "n": n,
+        "seconds": dt,
+        "per_s": n / dt,
+        "exceptions": len(exceptions),
+        "wrong": wrong,
+        "first_error": first,
+        "cpu_s": {
+            "client": cpu1 - cpu0,
+            "server": server1["server"] - server0["server"],
+            "workers": server1["workers"] - server0["workers"],
+        },
+    }
+
+
+def scenario_throughput(rt: LocalRuntime, loop: LoopThread, s: Settings) -> list[dict[str, Any]]:
+    """``asyncio.gather`` over N executions, default connection pool, twice."""
+    assert rt.process is not None
+    pid = rt.process.pid
+    return [loop.run(_gather(rt.url, s.gather_n, pid)) for _ in range(2)]
+
+
+# == 3. large payload (subprocess) =======================================================
+def scenario_payload(rt: LocalRuntime, s: Settings) -> dict[str, Any]:
+    """Run ``_payload.py`` in a fresh process, so its peak RSS is this scenario's alone."""
+    cmd = [sys.executable, str(HERE / "_payload.py"), "--url", rt.url]
+    cmd += ["--mb", str(s.payload_mb), "--reps", str(s.payload_reps)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the payload scenario failed:\n{proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+# == 4. chained remote results ===========================================================
+async def _chain(url: str, size: int) -> dict[str, Any]:
+    counter = ByteCounter()
+    client = httpx.AsyncClient(transport=CountingTransport(counter), timeout=120)
+    try:
+        async with AsyncDaisi("Echo", base_url=url, client=client) as d:
+            await d.echo(1)  # warm-up
+            arr = np.arange(size // 8, dtype=np.float64)
+            counter.reset()
+            ex1 = await d.echo_(arr)
+            ex2 = await d.echo_(ex1)
+            ex3 = await d.echo_(ex2)
+            await ex3.wait()
+            during = dict(counter.by_path)
+            counter.reset()
+            final = await ex3
+            ok = bool(np.array_equal(final, arr))
+            fetched = counter.total
+    finally:
+        await client.aclose()
+    result_bytes = sum(
+        n
+        for key, n in during.items()
+        if key.endswith("/result") or (key.startswith("GET ") and "/blobs/" in key)
+    )
+    return {
+        "payload_bytes": size,
+        "received_bytes": sum(during.values()),
+        "result_bytes": result_bytes,
+        "by_path": during,
+        "final_fetch_bytes": fetched,
+        "final_ok": ok,
+    }
+
+
+def scenario_chain(rt: LocalRuntime, loop: LoopThread, s: Settings) -> dict[str, Any]:
+    """Three chained executions; count what the client receives before the last fetch."""
+    return loop.run(_chain(rt.url, int(s.chain_mb * MB)))
+
+
+# == 5. first log line ===================================================================
+async def _first_line(d: AsyncDaisi, before: float) -> float:
+    ex = await d.stamp_(before=before, after=0.2)
+    latency = float("nan")
+    async with contextlib.aclosing(aiter(ex.logs())) as lines:
+        async for line in lines:
+            seen = time.time()
+            latency = seen - float(line.split()[-1])
+            break
+    await ex
+    return latency
+
+
+async def _first_lines(url: str, runs: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"live": [], "immediate": []}
+    async with AsyncDaisi("Bench", base_url=url) as d:
+        await _first_line(d, 0.0)  # warm-up
+        for _ in range(runs):  # interleaved
+            out["live"].append(await _first_line(d, 0.3))
+            out["immediate"].append(await _first_line(d, 0.0))
+    return out
+
+
+def scenario_logs(rt: LocalRuntime, loop: LoopThread, s: Settings) -> dict[str, Any]:
+    """Wall-clock delay between a worker's ``print`` and the line reaching the client."""
+    runs = loop.run(_first_lines(rt.url, s.log_runs))
+    return {k: {"median": median(v), "max": max(v), "runs": v} for k, v in runs.items()}
+
+
+# == the table ===========================================================================
+# DESIGN §6's ratios of p50 latencies: (label, numerator, denominator, bound, is upper)
+RATIOS = [
+    ("1 ratio async / raw floor", "async", "floor", 3.0, True),
+    ("1 ratio pydaisi / async", "pydaisi", "async", 10.0, False),
+    ("1 ratio async / Dask", "async", "dask", 1.0, True),
+    ("1 ratio sync / async", "sync", "async", 1.2, True),
+]
+
+
+def build_rows(res: dict[str, Any]) -> list[Row]:
+    """The final table: absolute numbers, then the §6 ratios and targets."""
+    rows: list[Row] = []
+    lat = res.get("latency")
+    if lat:
+        labels = {
+            "floor": "1 raw httpx GET /capabilities (floor)",
+            "raw_v1": "1 raw httpx POST v1 execution ?wait",
+            "raw_batch": "1 raw httpx POST v1 batch, NDJSON wait",
+            "async": "1 AsyncDaisi await d.compute(1, 2)",
+            "sync": "1 sync facade d.compute(1, 2).value",
+            "pydaisi": "1 pydaisi .compute(1, 2).value",
+            "dask": "1 Dask submit(add, 1, 2).result()",
+        }
+        for name, label in labels.items():
+            if name in lat:
+                v = lat[name]
+                err = f", {v['errors']} errors" if v["errors"] else ""
+                text = f"p50 {ms(v['p50'])}  p90 {ms(v['p90'])}  (n={v['n']}{err})"
+                rows.append(Row(label, text, passed=None if not v["errors"] else False))
+        for label, num, den, bound, upper in RATIOS:
+            if num in lat and den in lat:
+                value = lat[num]["p50"] / lat[den]["p50"]
+                target = f"{'<=' if upper else '>='} {bound:g}x"
+                ok = value <= bound if upper else value >= bound
+                rows.append(Row(label, f"{value:.2f}x (p50 / p50)", target, ok))
+    for i, run in enumerate(res.get("throughput", []), 1):
+        bad = run["exceptions"] + run["wrong"]
+        text = f"{run['per_s']:,.0f}/s  ({run['n']:,} in {run['seconds']:.2f} s, {bad} errors)"
+        rows.append(
+            Row(
+                f"2 gather {run['n']:,} executions, run {i}",
+                text,
+                ">= 1,000/s, 0 errors",
+                run["per_s"] >= 1000 and bad == 0,
+            )
+        )
+    runs = res.get("throughput", [])
+    if runs:
+        total = sum(r["n"] for r in runs)
+        per = {k: sum(r["cpu_s"][k] for r in runs) / total for k in ("client", "server", "workers")}
+        rows.append(
+            Row(
+                "2 CPU time per execution",
+                "  ".join(f"{k} {v * 1e3:.2f} ms" for k, v in per.items()),
+            )
+        )
+    pay = res.get("payload")
+    if pay:
+        size = pay["payload_bytes"] / MB
+        ok = pay["echo_ok"]
+        rows.append(
+            Row(
+                f"3 echo({size:.0f} MB array) wall time",
+                f"{pay['echo_total_s']:.2f} s  (up {pay['echo_up_s']:.2f} + server "
+                f"{pay['echo_server_s']:.2f} + down {pay['echo_down_s']:.2f})"
+                + ("" if ok else "  WRONG RESULT"),
+                passed=None if ok else False,
+            )
+        )
+        rows.append(
+            Row(
+                "3 upload (dill + POST + submit)",
+                f"{pay['upload_mb_s']:.0f} MB/s",
+                ">= 300 MB/s",
+                pay["upload_mb_s"] >= 300,
+            )
+        )
+        rows.append(
+            Row(
+                "3 download (GET result + dill load)",
+                f"{pay['download_mb_s']:.0f} MB/s",
+                ">= 300 MB/s",
+                pay["download_mb_s"] >= 300,
+            )
+        )
+        rows.append(
+            Row(
+                "3 client peak memory over baseline",
+                f"{pay['peak_multiple']:.2f}x payload ({pay['peak_over_baseline_bytes'] / MB:.0f}"
+                f" MB) over {pay['reps']} call(s)"
+                + (f"; {pay['peak_first_multiple']:.2f}x after the 1st" if pay["reps"] > 1 else ""),
+                "<= 3x",
+                pay["peak_multiple"] <= 3,
+            )
+        )
+        rows.append(
+            Row(
+                "3 upload-only call nbytes(arr), total",
+                f"{pay['upload_only_mb_s']:.0f} MB/s ({pay['upload_only_s']:.2f} s)",
+            )
+        )
+        rows.append(
+            Row(
+                "3 download-only (server-made array)",
+                f"{pay['download_only_mb_s']:.0f} MB/s ({pay['download_only_s']:.2f} s)",
+            )
+        )
+        rows.append(
+            Row(
+                "3 raw httpx blob POST / GET (floor)",
+                f"{pay['raw_upload_mb_s']:.0f} / {pay['raw_download_mb_s']:.0f} MB/s",
+            )
+        )
+    chain = res.get("chain")
+    if chain:
+        rows.append(
+            Row(
+                f"4 chain x3 on {chain['payload_bytes'] / MB:.0f} MB: result bytes in",
+                f"{chain['result_bytes']:,} B  (all responses: {chain['received_bytes']:,} B "
+                "of protocol JSON)",
+                "0 B",
+                chain["result_bytes"] == 0,
+            )
+        )
+        rows.append(
+            Row(
+                "4 then fetching the final result",
+                f"{chain['final_fetch_bytes']:,} B"
+                + (", value correct" if chain["final_ok"] else ", WRONG VALUE"),
+                passed=None if chain["final_ok"] else False,
+            )
+        )
+    logs = res.get("logs")
+    if logs:
+        for key, label in (
+            ("live", "5 first log line, stream already open"),
+            ("immediate", "5 first log line, printed at start"),
+        ):
+            v = logs[key]
+            rows.append(
+                Row(
+                    label,
+                    f"median {ms(v['median'])}  max {ms(v['max'])}",
+                    "<= 50 ms",
+                    v["median"] <= 0.050,
+                )
+            )
+    return rows
+
+
+# == main ================================================================================
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="daisi-async benchmarks (DESIGN.md §6)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts (< 60 s)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes per Daisi")
+    parser.add_argument(
+        "--only",
+        default="1,2,3,4,5",
+        help="comma-separated scenario numbers to run (default: all)",
+    )
+    ns = parser.parse_args(argv)
+    s = QUICK if ns.quick else FULL
+    only = {int(x) for x in ns.only.split(",") if x.strip()}
+
+    started = time.perf_counter()
+    res: dict[str, Any] = {
+        "mode": "quick" if ns.quick else "full",
+        "settings": asdict(s),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "loadavg_at_start": os.getloadavg(),
+        },
+    }
+    loop = LoopThread()
+    try:
+        with runtime(ns.workers) as rt:
+            log(f"runtime at {rt.url} ({ns.workers} workers per Daisi)")
+            steps: list[tuple[int, str, Callable[[], Any]]] = [
+                (1, "latency", lambda: scenario_latency(rt, loop, s)),
+                (2, "throughput", lambda: scenario_throughput(rt, loop, s)),
+                (3, "payload", lambda: scenario_payload(rt, s)),
+                (4, "chain", lambda: scenario_chain(rt, loop, s)),
+                (5, "logs", lambda: scenario_logs(rt, loop, s)),
+            ]
+            for number, key, step in steps:
+                if number not in only:
+                    continue
+                log(f"scenario {number}: {key}")
+                t0 = time.perf_counter()
+                res[key] = step()
+                log(f"scenario {number}: done in {time.perf_counter() - t0:.1f} s")
+    finally:
+        loop.close()
+    res["seconds"] = time.perf_counter() - started
+    res["machine"]["loadavg_at_end"] = os.getloadavg()
+    rows = build_rows(res)
+    res["table"] = [asdict(r) | {"result": r.verdict} for r in rows]
+
+    print()
+    m = res["machine"]
+    load = "/".join(f"{x:.1f}" for x in m["loadavg_at_start"])
+    print(f"daisi-async benchmarks ({res['mode']}, {m['cpus']} CPUs, loopback, load {load})")
+    print(render_table(rows))
+    misses = [r for r in rows if r.passed is False]
+    print(f"\n{len(misses)} miss(es); total {res['seconds']:.0f} s")
+    if ns.json:
+        Path(ns.json).write_text(json.dumps(res, indent=2, default=str))
+        log(f"results written to {ns.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
