@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 
 from daisi_async import (
@@ -176,12 +175,6 @@ async def test_transient_statuses_back_off_exponentially(
         assert gap <= min(0.2, 0.05 * 2**n) + 0.25, (n, gap)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=httpx.ResponseNotRead,
-    reason="client bug: Transport.stream closes a retryable reply unread, then "
-    "error_from_response reads .text -> httpx.ResponseNotRead instead of DaisiServerError",
-)
 async def test_retries_exhausted_raise_server_error(
     runtime: LocalRuntime, proxy: FaultProxy
 ) -> None:
@@ -248,12 +241,6 @@ async def test_submit_stream_dropped_after_submitted_line(
     assert proxy.count("POST", WAIT) >= 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DaisiConnectionError,
-    reason="client bug: V1Protocol._send fails the batch when the stream drops before "
-    "its 'submitted' line instead of resending it with the same idempotency keys",
-)
 async def test_submit_stream_dropped_inside_submitted_line(
     runtime: LocalRuntime, proxy: FaultProxy
 ) -> None:

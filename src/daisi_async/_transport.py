@@ -223,6 +223,7 @@ class Transport:
                     )  # fmt: skip
                     response = await self.client.send(request, stream=True)
                     if response.status_code in RETRY_STATUSES:
+                        await response.aread()  # small error body, kept for the message
                         await response.aclose()
                         raise _RetryableStatus(response)
         except _RetryableStatus as exc:

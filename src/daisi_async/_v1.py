@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import anyio
 import anyio.lowlevel
 import httpx
 
+from ._config import RetryPolicy
 from ._dispatch import Signal, Slot, Spawner
 from ._errors import DaisiError, DaisiNotFoundError, DaisiSerializationError
 from ._protocol import DaisiInfo, Protocol, Ref, RemoteState
@@ -57,6 +59,7 @@ class _Results:
         self.queue: list[str] = []
         self.flush_scheduled = False
         self.wait_streams: list[anyio.CancelScope] = []
+        self.drops = 0  # consecutive dropped wait streams
 
     def slot(self, eid: str) -> Slot[RemoteState]:
         slot = self.slots.get(eid)
@@ -139,8 +142,11 @@ class _Results:
                         async for line in response.aiter_lines():
                             self._on_line(line, pending)
             except DaisiError as exc:
-                if not isinstance(exc, (DaisiNotFoundError,)) and _dropped(exc):
-                    pass  # the connection dropped mid-way: waiters cover again
+                policy = self.proto.transport.settings.retries
+                if _dropped(exc) and self.drops < policy.attempts:
+                    # The connection dropped mid-way: back off, then waiters cover again.
+                    self.drops += 1
+                    await anyio.sleep(_backoff(policy, self.drops))
                 else:
                     for eid in list(pending):
                         self.fail(eid, exc)
@@ -157,6 +163,7 @@ class _Results:
         if not line:
             return
         msg = json.loads(line)
+        self.drops = 0
         kind = msg.get("type")
         if kind == "done":
             state = state_from_json(msg["execution"])
@@ -166,6 +173,11 @@ class _Results:
             eid = str(msg.get("id"))
             pending.discard(eid)
             self.fail(eid, DaisiNotFoundError(str(msg["error"].get("message")), status_code=404))
+
+
+def _backoff(policy: RetryPolicy, attempt: int) -> float:
+    """Full-jitter exponential backoff, as the transport uses."""
+    return random.uniform(0, min(policy.max_backoff, policy.backoff * 2 ** (attempt - 1)))
 
 
 def _dropped(exc: DaisiError) -> bool:
@@ -270,28 +282,19 @@ class V1Protocol(Protocol):
         body = {"executions": [s.body for s in batch]}
         waiting: set[str] = set()
         self._submit_streams += stream
+        attempts = max(1, self.transport.settings.retries.attempts)
         try:
-            if not stream:
-                r = await self.transport.request(
-                    "POST", "/v1/executions", json=body, idempotent=True
-                )
-                self._on_submitted(batch, r.json()["results"], waiting)
-                return
-            async with self.transport.stream(
-                "POST", "/v1/executions", params={"wait": MAX_WAIT_SECONDS}, json=body,
-                timeout=STREAM_TIMEOUT,
-            ) as response:  # fmt: skip
-                with stream_errors():
-                    async for line in response.aiter_lines():
-                        if not line:
-                            continue
-                        msg = json.loads(line)
-                        if msg["type"] == "submitted":
-                            self._on_submitted(batch, msg["results"], waiting)
-                        elif msg["type"] == "done":
-                            state = state_from_json(msg["execution"])
-                            waiting.discard(state.id)
-                            self.results.deliver(state)
+            for attempt in range(1, attempts + 1):
+                try:
+                    await self._send_once(batch, body, waiting, stream=stream)
+                    return
+                except DaisiError as exc:
+                    # A drop before the "submitted" line: resend the same batch. Its
+                    # idempotency keys make the server answer with what it created.
+                    submitted = all(s.submitted.done for s in batch)
+                    if submitted or not _dropped(exc) or attempt == attempts:
+                        raise
+                    await anyio.sleep(_backoff(self.transport.settings.retries, attempt))
         except BaseException as exc:
             for s in batch:
                 s.submitted.fail(exc if isinstance(exc, Exception) else DaisiError(repr(exc)))
@@ -300,6 +303,29 @@ class V1Protocol(Protocol):
         finally:
             self._submit_streams -= stream
             self.results.uncover(list(waiting))
+
+    async def _send_once(
+        self, batch: list[_Submission], body: dict[str, Any], waiting: set[str], *, stream: bool
+    ) -> None:
+        if not stream:
+            r = await self.transport.request("POST", "/v1/executions", json=body, idempotent=True)
+            self._on_submitted(batch, r.json()["results"], waiting)
+            return
+        async with self.transport.stream(
+            "POST", "/v1/executions", params={"wait": MAX_WAIT_SECONDS}, json=body,
+            timeout=STREAM_TIMEOUT,
+        ) as response:  # fmt: skip
+            with stream_errors():
+                async for line in response.aiter_lines():
+                    if not line:
+                        continue
+                    msg = json.loads(line)
+                    if msg["type"] == "submitted":
+                        self._on_submitted(batch, msg["results"], waiting)
+                    elif msg["type"] == "done":
+                        state = state_from_json(msg["execution"])
+                        waiting.discard(state.id)
+                        self.results.deliver(state)
 
     def _on_submitted(
         self, batch: list[_Submission], results: list[dict[str, Any]], waiting: set[str]
@@ -386,8 +412,10 @@ class V1Protocol(Protocol):
                 return
             except DaisiError as exc:
                 drops += 1
-                if not _dropped(exc) or drops > self.transport.settings.retries.attempts:
+                policy = self.transport.settings.retries
+                if not _dropped(exc) or drops > policy.attempts:
                     raise
+                await anyio.sleep(_backoff(policy, drops))
 
     async def status_stream(
         self, eid: str, last: ExecutionStatus | None

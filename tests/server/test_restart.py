@@ -196,11 +196,6 @@ def test_kill_while_running_and_queued(runtime: LocalRuntime, ids: dict[str, str
         assert json.loads(data[-1][5:])["status"] == "FAILED"
 
 
-@pytest.mark.xfail(
-    reason="a busy worker that prints nothing notices its server's death only when its job "
-    "ends (no parent-death signal or watchdog in the worker yet)",
-    strict=False,
-)
 def test_silent_busy_worker_exits_with_its_server(
     runtime: LocalRuntime, ids: dict[str, str]
 ) -> None:

@@ -43,9 +43,11 @@ import logging
 import math
 import os
 import pickle
+import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 import types
 from collections.abc import Callable, Mapping
@@ -669,6 +671,31 @@ class _Worker:
                 self.run(header, body)
 
 
+def _die_with_parent() -> None:
+    """Exit when the runtime dies, even in the middle of a silent job.
+
+    Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); elsewhere,
+    and as a backstop, a daemon thread notices that the parent changed.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(0)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="daisi-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the worker; see the module docstring."""
     # ``python -m`` put the launching directory first on sys.path: not the Daisi's business.
@@ -679,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True)
     parser.add_argument("--entry", required=True)
     ns = parser.parse_args(argv)
+    _die_with_parent()
 
     os.set_inheritable(ns.fd, False)  # the Daisi's subprocesses must not hold the socket
     channel = _Channel(socket.socket(fileno=ns.fd))

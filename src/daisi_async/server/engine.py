@@ -8,7 +8,6 @@ nothing of requests and replies beyond :class:`~.errors.ApiError`.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
@@ -71,57 +70,6 @@ def error_text(error: Mapping[str, str] | None) -> str:
     return tb
 
 
-class _Gate:
-    """Lets at most ``pool.size`` executions into a worker pool at once, first come first
-    served: the others wait here, still QUEUED, until a worker is theirs."""
-
-    POLL_SECONDS = 0.25  # how soon a pool that grew takes more waiting executions
-
-    def __init__(self, pool: WorkerPool) -> None:
-        self.pool = pool
-        self.active = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._poller: asyncio.Task[None] | None = None
-
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        self._wake()
-        if not fut.done():
-            if self._poller is None:
-                self._poller = asyncio.get_running_loop().create_task(self._poll())
-            try:
-                await fut
-            except BaseException:
-                if fut.done() and not fut.cancelled():  # admitted just as we were cancelled
-                    self.active -= 1
-                    self._wake()
-                raise
-        try:
-            yield
-        finally:
-            self.active -= 1
-            self._wake()
-
-    def _wake(self) -> None:
-        while self._waiters and self.active < self.pool.size:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                self.active += 1
-                fut.set_result(None)
-        while self._waiters and self._waiters[0].done():
-            self._waiters.popleft()
-
-    async def _poll(self) -> None:
-        try:
-            while self._waiters:
-                await asyncio.sleep(self.POLL_SECONDS)
-                self._wake()
-        finally:
-            self._poller = None
-
-
 class Runtime:
     """Everything the routes need: Daisies, executions, pools, auth."""
 
@@ -133,7 +81,6 @@ class Runtime:
         self.pools: dict[str, WorkerPool] = {}
         self.broken: dict[str, str] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._gates: dict[str, _Gate] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -377,15 +324,9 @@ class Runtime:
         )
         if rec.status.is_terminal:
             return
-        gate = self._gates.get(spec.id)
-        if gate is None or gate.pool is not pool:
-            gate = self._gates[spec.id] = _Gate(pool)
-        # Waiting for a free worker is still QUEUED (a restart then runs it again).
-        async with gate.slot():
-            if rec.status.is_terminal:
-                return
-            self.store.start(rec)
-            outcome = await pool.run(job)
+        # Waiting for a free worker is still QUEUED (a restart then runs it again); the
+        # execution is RUNNING once a worker takes it.
+        outcome = await pool.run(job, on_start=lambda: self.store.start(rec))
         self._record_outcome(rec, result_key, outcome)
 
     def _blob_arg(self, key: str) -> dict[str, Any]:

@@ -388,8 +388,10 @@ class WorkerPool:
                 await self._changed.wait()
             self._check_usable()
 
-    async def run(self, job: Job) -> Outcome:
+    async def run(self, job: Job, *, on_start: Callable[[], None] | None = None) -> Outcome:
         """Run ``job`` on the next idle worker (first come, first served).
+
+        ``on_start`` is called when a worker takes the job (it leaves the queue).
 
         Log lines go to ``on_log`` as they arrive. A time limit, memory limit or
         worker crash ends in a failed :class:`Outcome` and a replaced worker.
@@ -398,6 +400,8 @@ class WorkerPool:
         """
         worker = await self._acquire()
         try:
+            if on_start is not None:
+                on_start()
             outcome = await self._execute(worker, job)
         except BaseException:
             worker.kill("cancel")
