@@ -36,6 +36,14 @@ NOT_PROCESSED_STATUSES = frozenset({429, 503})
 """Statuses that say the request was not acted on: safe to retry even a plain POST."""
 
 
+UPLOAD_CHUNK = 1 << 20
+
+
+async def _slices(view: memoryview) -> AsyncIterator[bytes]:
+    for start in range(0, len(view), UPLOAD_CHUNK):
+        yield bytes(view[start : start + UPLOAD_CHUNK])
+
+
 class _RetryableStatus(Exception):
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
@@ -152,6 +160,10 @@ class Transport:
         hdrs = dict(self.headers)
         if headers:
             hdrs.update(headers)
+        if isinstance(content, (bytes, bytearray, memoryview)) and len(content) > UPLOAD_CHUNK:
+            # Large bodies go out in slices: no joined copy of the whole payload.
+            hdrs["content-length"] = str(len(content))
+            content = _slices(memoryview(content))
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = timeout

@@ -370,10 +370,22 @@ class V1Protocol(Protocol):
     async def download(self, eid: str, size: int) -> Any:
         """Stream a large result into one buffer (no intermediate copies) and open it."""
         async with self.transport.stream("GET", f"/v1/executions/{eid}/result") as response:
-            buf = bytearray()
+            length = int(response.headers.get("content-length") or size or 0)
+            buf = bytearray(length)
+            view = memoryview(buf)
+            pos = 0
             with stream_errors():
                 async for chunk in response.aiter_raw(1 << 20):
-                    buf += chunk
+                    end = pos + len(chunk)
+                    if end > length:  # longer than announced: grow (rare)
+                        view.release()
+                        buf.extend(bytes(end - length))
+                        length = end
+                        view = memoryview(buf)
+                    view[pos:end] = chunk
+                    pos = end
+            view.release()
+            del buf[pos:]
             if response.headers.get("content-type", "").startswith("application/json"):
                 return json.loads(buf)
         return loads(memoryview(buf), remote=self.remote_versions)
