@@ -128,6 +128,14 @@ class Transport:
         if self._owns_client:
             await self.client.aclose()
 
+    def _failure(self, path: str, exc: Exception) -> DaisiError:
+        """The DaisiError for a request that failed after its retries."""
+        if isinstance(exc, _RetryableStatus):
+            return error_from_response(exc.response)
+        if isinstance(exc, httpx.TimeoutException):
+            return DaisiTimeoutError(f"the request to {self.api}{path} timed out: {exc!r}")
+        return DaisiConnectionError(f"could not reach {self.api}{path}: {exc!r}")
+
     def _retrying(self, idempotent: bool) -> AsyncRetrying:
         policy = self.settings.retries
 
@@ -202,12 +210,8 @@ class Transport:
                     response = await self.client.send(request)
                     if response.status_code in RETRY_STATUSES and response.status_code not in allow:
                         raise _RetryableStatus(response)
-        except _RetryableStatus as exc:
-            raise error_from_response(exc.response) from None
-        except httpx.TimeoutException as exc:
-            raise DaisiTimeoutError(f"the request to {self.api}{path} timed out: {exc!r}") from exc
-        except httpx.TransportError as exc:
-            raise DaisiConnectionError(f"could not reach {self.api}{path}: {exc!r}") from exc
+        except (_RetryableStatus, httpx.TransportError) as exc:
+            raise self._failure(path, exc) from exc
         if response.is_success or response.status_code in allow:
             return response
         raise error_from_response(response)
@@ -238,12 +242,8 @@ class Transport:
                         await response.aread()  # small error body, kept for the message
                         await response.aclose()
                         raise _RetryableStatus(response)
-        except _RetryableStatus as exc:
-            raise error_from_response(exc.response) from None
-        except httpx.TimeoutException as exc:
-            raise DaisiTimeoutError(f"the request to {self.api}{path} timed out: {exc!r}") from exc
-        except httpx.TransportError as exc:
-            raise DaisiConnectionError(f"could not reach {self.api}{path}: {exc!r}") from exc
+        except (_RetryableStatus, httpx.TransportError) as exc:
+            raise self._failure(path, exc) from exc
         assert response is not None
         try:
             if not response.is_success:

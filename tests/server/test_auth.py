@@ -76,12 +76,6 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
 
 
 @pytest.fixture(scope="module")
-def client(runtime: LocalRuntime) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=runtime.api, timeout=60) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def pub(client: httpx.Client) -> str:
     r = client.get("/daisies/connect", params={"name": "Public Greeter"})
     assert r.status_code == 200, r.text

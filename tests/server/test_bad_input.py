@@ -12,17 +12,16 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import dill
 import httpx
 import pytest
+from tests.server.conftest import EXAMPLES
 
 from daisi_async.testing import LocalRuntime
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "daisies"
 ERROR_CODES = {
     "bad_request",
     "invalid_json",
@@ -34,18 +33,6 @@ ERROR_CODES = {
     "daisi_broken",
     "not_ready",
 }
-
-
-@pytest.fixture(scope="module")
-def runtime() -> Iterator[LocalRuntime]:
-    with LocalRuntime(EXAMPLES) as rt:
-        yield rt
-
-
-@pytest.fixture(scope="module")
-def client(runtime: LocalRuntime) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=runtime.api, timeout=60) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

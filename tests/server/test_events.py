@@ -13,15 +13,14 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.server.conftest import EXAMPLES
 
 from daisi_async.testing import LocalRuntime
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "daisies"
 TERMINAL = {"FINISHED", "FAILED", "CANCELLED"}
 
 
@@ -60,12 +59,6 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     shutil.copytree(EXAMPLES / "live-logging", root / "live-logging")
     with LocalRuntime(root) as rt:
         yield rt
-
-
-@pytest.fixture(scope="module")
-def client(runtime: LocalRuntime) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=runtime.api, timeout=30) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

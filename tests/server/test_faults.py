@@ -147,12 +147,6 @@ def runtime(daisies: Path) -> Iterator[LocalRuntime]:
 
 
 @pytest.fixture(scope="module")
-def client(runtime: LocalRuntime) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=runtime.api, timeout=60) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def listing(client: httpx.Client) -> dict[str, dict[str, Any]]:
     r = client.get("/v1/daisies")
     assert r.status_code == 200, r.text

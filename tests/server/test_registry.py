@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from tests.server.conftest import EXAMPLES
 
 from daisi_async.server.registry import (
     NAMESPACE,
@@ -20,8 +21,6 @@ from daisi_async.server.registry import (
     load_daisi,
     load_daisies,
 )
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "daisies"
 
 
 def make_daisi(root: Path, folder: str, files: dict[str, str]) -> Path:

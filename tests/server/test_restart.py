@@ -22,10 +22,10 @@ import dill
 import httpx
 import numpy as np
 import pytest
+from tests.server.conftest import EXAMPLES
 
 from daisi_async.testing import LocalRuntime
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "daisies"
 WORKER_MODULE = "daisi_async.server._worker_main"
 
 

@@ -10,32 +10,18 @@ import codecs
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dill
 import httpx
 import numpy as np
 import pytest
+from tests.server.conftest import EXAMPLES
 
 from daisi_async.server.registry import NAMESPACE
 from daisi_async.testing import LocalRuntime
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "daisies"
 TERMINAL = ("FINISHED", "FAILED")
-
-
-@pytest.fixture(scope="module")
-def runtime() -> Iterator[LocalRuntime]:
-    with LocalRuntime(EXAMPLES) as rt:
-        yield rt
-
-
-@pytest.fixture(scope="module")
-def client(runtime: LocalRuntime) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=runtime.api, timeout=60) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -18,20 +17,6 @@ import httpx
 import pytest
 
 from daisi_async.testing import LocalRuntime
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "daisies"
-
-
-@pytest.fixture(scope="module")
-def runtime() -> Iterator[LocalRuntime]:
-    with LocalRuntime(EXAMPLES) as rt:
-        yield rt
-
-
-@pytest.fixture(scope="module")
-def client(runtime: LocalRuntime) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=runtime.api, timeout=90) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
