@@ -21,6 +21,12 @@ def test_strict_json() -> None:
         assert not is_strict_json(value), value
 
 
+def test_loads_names_both_versions_on_mismatch() -> None:
+    remote = {"python": "2.7.18", "dill": "0.2.9"}
+    with pytest.raises(DaisiSerializationError, match=r"made with Python 2\.7\.18 / dill 0\.2\.9"):
+        loads(b"not a pickle", remote=remote)
+
+
 def test_dumps_names_the_argument() -> None:
     with pytest.raises(DaisiSerializationError, match="argument 'lock'") as info:
         dumps((x for x in [1]), param="lock")
@@ -77,7 +83,10 @@ async def test_argument_the_worker_cannot_open(echo_runtime: LocalRuntime) -> No
         with pytest.raises(DaisiExecutionError) as info:
             await d.echo(value=_OnlyHere())
         assert info.value.exc_type == "daisi.ArgumentError"
-        assert "argument 'value'" in str(info.value)
+        message = str(info.value)
+        assert "argument 'value'" in message
+        # Both sides' versions are named, so a mismatch is plain to see.
+        assert "this worker runs Python" in message and "this client runs Python" in message
 
 
 MAIN_SCRIPT = textwrap.dedent(

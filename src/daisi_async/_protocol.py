@@ -19,8 +19,9 @@ from ._errors import (
     DaisiNotFoundError,
     DaisiRequestError,
 )
+from ._serialization import LOCAL_VERSIONS
 from ._transport import Transport
-from ._wire import ExecutionStatus
+from ._wire import ARGUMENT_ERROR, ExecutionStatus
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,16 @@ class RemoteState:
             )
         if self.status is ExecutionStatus.FAILED:
             err = self.error or {}
+            message = err.get("message", "")
+            if err.get("type") == ARGUMENT_ERROR:
+                message += (
+                    f" (this client runs Python {LOCAL_VERSIONS['python']} "
+                    f"with dill {LOCAL_VERSIONS['dill']})"
+                )
             raise DaisiExecutionError.from_remote(
                 execution_id=self.id,
                 exc_type=err.get("type"),
-                message=err.get("message", ""),
+                message=message,
                 traceback=err.get("traceback", ""),
             )
 

@@ -193,7 +193,7 @@ class V1Protocol(Protocol):
     def __init__(self, transport: Transport, capabilities: Mapping[str, Any]) -> None:
         super().__init__(transport)
         self.capabilities = dict(capabilities)
-        self.remote_versions: dict[str, str] | None = capabilities.get("versions_info")
+        self.remote_versions: dict[str, str] | None = capabilities.get("runtime")
         self.spawner = Spawner()
         self.results = _Results(self)
         self._queue: list[_Submission] = []

@@ -43,6 +43,7 @@ import logging
 import math
 import os
 import pickle
+import platform
 import signal
 import socket
 import sys
@@ -373,7 +374,10 @@ def _open_arguments(args: Mapping[str, Any], body: bytes) -> dict[str, Any]:
             values[name] = _open_argument(spec, body)
         except BaseException as exc:
             why = f"{type(exc).__name__}: {_safe_str(exc)}"
-            message = f"could not unpickle argument {name!r}: {why}"
+            message = (
+                f"could not unpickle argument {name!r}: {why} (this worker runs "
+                f"Python {platform.python_version()} with dill {dill.__version__})"
+            )
             raise _ArgumentFailure(
                 _error("daisi.ArgumentError", message, _format_exception(exc, strip=False))
             ) from None

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import platform
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
+import dill
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -44,6 +46,7 @@ async def capabilities(request: Request) -> Response:
             "features": FEATURES,
             "max_body_bytes": rt.config.max_body_bytes,
             "inline_result_bytes": INLINE_RESULT_BYTES,
+            "runtime": {"python": platform.python_version(), "dill": str(dill.__version__)},
         }
     )
 
