@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import platform
 import sqlite3
 import time
 import uuid
@@ -105,6 +106,7 @@ def test_capabilities(client: httpx.Client) -> None:
         "features": ["blobs", "wait", "multiwait", "events", "batch", "cancel", "idempotency"],
         "max_body_bytes": 1 << 30,
         "inline_result_bytes": 65536,
+        "runtime": {"python": platform.python_version(), "dill": dill.__version__},
     }
 
 
