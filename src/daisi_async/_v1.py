@@ -272,10 +272,12 @@ class V1Protocol(Protocol):
     async def _flush(self) -> None:
         await anyio.lowlevel.checkpoint()
         self._flush_scheduled = False
-        self._queue.sort(key=lambda s: s.order)
-        while self._queue:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        queue, self._queue = sorted(self._queue, key=lambda s: s.order), []
+        batches = [queue[i : i + MAX_BATCH] for i in range(0, len(queue), MAX_BATCH)]
+        for batch in batches[1:]:
             self.spawner.spawn(self._send, batch)
+        if batches:
+            await self._send(batches[0])  # the first batch goes out from this task
 
     async def _send(self, batch: list[_Submission]) -> None:
         stream = self._submit_streams < MAX_STREAMS
