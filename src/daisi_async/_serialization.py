@@ -9,6 +9,7 @@ defined in the caller's ``__main__`` travel by value (dill's default).
 from __future__ import annotations
 
 import base64
+import io
 import math
 import platform
 from typing import Any
@@ -46,15 +47,18 @@ def is_strict_json(value: Any, _depth: int = 0) -> bool:
     return False
 
 
-def dumps(value: Any, *, param: str | None = None) -> bytes:
-    """dill bytes of ``value``; :class:`DaisiSerializationError` naming ``param`` if impossible.
+def dumps(value: Any, *, param: str | None = None) -> memoryview:
+    """dill bytes of ``value`` (a view: no second copy of a large payload).
+
+    Raises :class:`DaisiSerializationError` naming ``param`` if impossible.
 
     Example:
         >>> loads(dumps((1, 2)))
         (1, 2)
     """
+    out = io.BytesIO()
     try:
-        data: bytes = dill.dumps(value, protocol=5)
+        dill.dump(value, out, protocol=5)
     except Exception as exc:
         where = f"argument {param!r}" if param else "the value"
         raise DaisiSerializationError(
@@ -62,13 +66,46 @@ def dumps(value: Any, *, param: str | None = None) -> bytes:
             f"{type(exc).__name__}: {exc}",
             param=param,
         ) from exc
-    return data
+    return out.getbuffer()
+
+
+class _ViewReader:
+    """A read-only file over a buffer, for the unpickler (``BytesIO`` would copy it)."""
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._view = memoryview(data).cast("B")
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        end = len(self._view) if n is None or n < 0 else min(len(self._view), self._pos + n)
+        chunk = bytes(self._view[self._pos : end])
+        self._pos = end
+        return chunk
+
+    def readinto(self, b: Any) -> int:
+        target = memoryview(b).cast("B")
+        n = min(len(target), len(self._view) - self._pos)
+        target[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def readline(self) -> bytes:
+        start = self._pos
+        while start < len(self._view):
+            found = bytes(self._view[start : start + (1 << 16)]).find(b"\n")
+            if found >= 0:
+                return self.read(start + found + 1 - self._pos)
+            start += 1 << 16
+        return self.read()
+
+    def peek(self, n: int = 1) -> bytes:
+        return bytes(self._view[self._pos : self._pos + max(1, n)])
 
 
 def loads(data: bytes | bytearray | memoryview, *, remote: dict[str, str] | None = None) -> Any:
     """The object in dill bytes; a clear error (with versions) when it can't be opened."""
     try:
-        return dill.loads(data)
+        return dill.Unpickler(_ViewReader(data)).load()
     except Exception as exc:
         hint = ""
         if remote and any(remote.get(k) != v for k, v in LOCAL_VERSIONS.items()):

@@ -220,7 +220,7 @@ class V1Protocol(Protocol):
                 out[name] = {"blob": await self.upload(dumps(value, param=name))}
         return out
 
-    async def upload(self, data: bytes) -> str:
+    async def upload(self, data: bytes | memoryview) -> str:
         """Store dill bytes on the server; returns the blob key."""
         r = await self.transport.request(
             "POST",
