@@ -168,10 +168,15 @@ class Transport:
         hdrs = dict(self.headers)
         if headers:
             hdrs.update(headers)
-        if isinstance(content, (bytes, bytearray, memoryview)) and len(content) > UPLOAD_CHUNK:
-            # Large bodies go out in slices: no joined copy of the whole payload.
-            hdrs["content-length"] = str(len(content))
-            content = _slices(memoryview(content))
+        if isinstance(content, (bytearray, memoryview)) or (
+            isinstance(content, bytes) and len(content) > UPLOAD_CHUNK
+        ):
+            if len(content) > UPLOAD_CHUNK:
+                # Large bodies go out in slices: no joined copy of the whole payload.
+                hdrs["content-length"] = str(len(content))
+                content = _slices(memoryview(content))
+            else:
+                content = bytes(content)
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = timeout
