@@ -146,6 +146,7 @@ Listener = Callable[[ExecutionRecord, Event], None]
 class _Pending:
     statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    idempotency: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def valid_key(key: str) -> bool:
@@ -291,6 +292,7 @@ class Store:
             (rec.id, rec.status.value, now),
         )
         if idempotency is not None:
+            self._pending.idempotency[idempotency] = rec.id
             self._write(
                 "INSERT INTO idempotency (scope, key, eid) VALUES (?, ?, ?)",
                 (idempotency[0], idempotency[1], rec.id),
@@ -336,7 +338,9 @@ class Store:
 
     def idempotent(self, scope: str, key: str) -> ExecutionRecord | None:
         """The execution created earlier with this idempotency key, if any."""
-        self.flush()
+        pending = self._pending.idempotency.get((scope, key))
+        if pending is not None:  # created but not yet committed: no early commit
+            return self.get(pending)
         row = self.db.execute(
             "SELECT eid FROM idempotency WHERE scope = ? AND key = ?", (scope, key)
         ).fetchone()
