@@ -28,7 +28,6 @@ from ._config import DEFAULT_TIMEOUT
 T = TypeVar("T")
 
 THREAD_NAME = "daisi-async-loop"
-_POLL = 0.05  # how often a blocked caller wakes up to notice Ctrl-C
 
 
 class _Loop:
@@ -128,17 +127,13 @@ def call(
 ) -> T:
     """Run ``fn(*args)`` on the loop and wait for it.
 
-    Ctrl-C (KeyboardInterrupt) cancels the task within ``_POLL`` seconds, runs
+    Ctrl-C (KeyboardInterrupt) cancels the task at once, runs
     ``on_interrupt`` there (bounded to a few seconds) and re-raises.
     """
     portal = _portal()
     future: concurrent.futures.Future[T] = portal.start_task_soon(fn, *args)
     try:
-        # Wait in short slices so that Ctrl-C is noticed promptly. (Not with
-        # future.result(timeout=...): its TimeoutError can't be told apart from a
-        # TimeoutError the call itself raised.)
-        while not future.done():
-            concurrent.futures.wait((future,), timeout=_POLL)
+        # An untimed wait: a lock acquire, which Ctrl-C (SIGINT) interrupts at once.
         return future.result()
     except KeyboardInterrupt:
         future.cancel()
