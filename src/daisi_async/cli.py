@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--owner", default="local", help="owner of Daisies whose daisi.toml names none"
     )
     serve.add_argument("--legacy-only", action="store_true", help="serve only the pydaisi routes")
+    serve.add_argument(
+        "--sync",
+        choices=["normal", "full"],
+        default="normal",
+        help="normal: what was acknowledged survives a crash of the runtime process; "
+        "full: also a crash of the machine (an fsync per commit)",
+    )
     serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     return parser
 
@@ -79,6 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
         from .server.auth import load_tokens
         from .server.engine import RuntimeConfig
         from .server.serve import run
+        from .server.store import StoreLockedError
     except ImportError as exc:  # pragma: no cover - depends on the install
         print(
             f"daisi serve needs the server extra: pip install 'daisi-async[server]' ({exc})",
@@ -104,12 +112,16 @@ def _serve(args: argparse.Namespace) -> int:
         memory_limit=args.memory_limit,
         max_body_bytes=args.max_body,
         legacy_only=args.legacy_only,
+        sync=args.sync.upper(),
         default_owner=args.owner,
     )
     try:
         run(config, host=args.host, port=args.port, ready_file=args.ready_file)
     except KeyboardInterrupt:
         pass
+    except StoreLockedError as exc:
+        print(f"daisi serve: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"daisi serve: {exc}", file=sys.stderr)
         return 1

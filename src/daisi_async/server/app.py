@@ -17,6 +17,7 @@ from . import routes_legacy, routes_v1
 from .engine import Runtime, RuntimeConfig
 from .errors import ApiError
 from .http import error_response
+from .store import StorageError, Store
 
 log = logging.getLogger("daisi_async.server")
 
@@ -24,6 +25,15 @@ log = logging.getLogger("daisi_async.server")
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error_response(exc)
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StorageError)
+    return JSONResponse(
+        {"error": {"status": exc.status, "code": exc.code, "message": exc.message}},
+        status_code=exc.status,
+        headers={"retry-after": "1"},
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -44,14 +54,19 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(config: RuntimeConfig, *, on_ready: Callable[[], None] | None = None) -> Starlette:
+def create_app(
+    config: RuntimeConfig,
+    *,
+    on_ready: Callable[[], None] | None = None,
+    store: Store | None = None,
+) -> Starlette:
     """Build the ASGI app; the runtime starts and stops with the app's lifespan.
 
     Example:
         >>> config = RuntimeConfig(root=Path("examples/daisies"), store_dir=Path(".daisi"))
         >>> app = create_app(config)  # then serve it with uvicorn
     """
-    runtime = Runtime(config)
+    runtime = Runtime(config, store=store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,6 +86,7 @@ def create_app(config: RuntimeConfig, *, on_ready: Callable[[], None] | None = N
         lifespan=lifespan,
         exception_handlers={
             ApiError: _api_error,
+            StorageError: _storage_error,
             HTTPException: _http_error,
             Exception: _server_error,
         },

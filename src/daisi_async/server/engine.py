@@ -19,13 +19,14 @@ from typing import Any
 from .._wire import (
     CANCELLED,
     DAISI_BROKEN,
+    RESULT_ERROR,
     UPSTREAM_FAILED,
     ExecutionStatus,
 )
 from .auth import Auth
 from .errors import ApiError, invalid_arguments, not_found
 from .registry import ArgumentsError, DaisiSpec, Registry, load_daisies
-from .store import Blob, ExecutionRecord, Store, valid_key
+from .store import Blob, Event, ExecutionRecord, StorageError, Store, valid_key
 from .workers import DaisiImportError, Job, Outcome, WorkerPool
 
 log = logging.getLogger("daisi_async.server")
@@ -47,6 +48,9 @@ class RuntimeConfig:
     memory_limit: int | None = DEFAULT_MEMORY
     max_body_bytes: int = 1 << 30
     legacy_only: bool = False
+    sync: str = "NORMAL"
+    """SQLite's ``synchronous``: NORMAL survives a crash of the runtime process, FULL also
+    a crash of the machine (one fsync per commit)."""
     base_url: str = ""
     default_owner: str = "local"
 
@@ -73,10 +77,11 @@ def error_text(error: Mapping[str, str] | None) -> str:
 class Runtime:
     """Everything the routes need: Daisies, executions, pools, auth."""
 
-    def __init__(self, config: RuntimeConfig) -> None:
+    def __init__(self, config: RuntimeConfig, *, store: Store | None = None) -> None:
         self.config = config
         self.auth = Auth(config.tokens)
-        self.store = Store(config.store_dir)
+        self.store = store or Store(config.store_dir, synchronous=config.sync)
+        self.store.on_lost = self._lost
         self.registry = Registry([])
         self.pools: dict[str, WorkerPool] = {}
         self.broken: dict[str, str] = {}
@@ -322,7 +327,7 @@ class Runtime:
             result_path=str(self.store.blob_path(result_key)),
             inline_limit=INLINE_RESULT_BYTES,
         )
-        if rec.status.is_terminal:
+        if rec.latest.is_terminal:
             return
         # Waiting for a free worker is still QUEUED (a restart then runs it again); the
         # execution is RUNNING once a worker takes it.
@@ -341,24 +346,37 @@ class Runtime:
         if not outcome.ok:
             self.store.finish(rec, ExecutionStatus.FAILED, error=outcome.error)
             return
-        if outcome.result_file is not None:
-            self.store.adopt_blob_file(
-                key, Path(outcome.result_file), outcome.result_size, owner=rec.owner
+        result: tuple[str, bytes | Path, int]
+        try:
+            if outcome.result_file is not None:
+                result = (key, Path(outcome.result_file), outcome.result_size)
+            else:
+                result = self.store.result_blob(key, outcome.result or b"")
+        except StorageError as exc:
+            self.store.finish(
+                rec,
+                ExecutionStatus.FAILED,
+                error={
+                    "type": RESULT_ERROR,
+                    "message": f"the result could not be stored: {exc.message}",
+                    "traceback": "",
+                },
             )
-        else:
-            self.store.put_blob(outcome.result or b"", owner=rec.owner, key=key)
+            return
         self.store.finish(
-            rec,
-            ExecutionStatus.FINISHED,
-            result_key=key,
-            result_size=outcome.result_size,
-            result_json=outcome.result_json,
+            rec, ExecutionStatus.FINISHED, result=result, result_json=outcome.result_json
         )
 
     def _on_log(self, eid: str, stream: str, line: str) -> None:
         rec = self.store.get(eid)
-        if rec is not None and not rec.status.is_terminal:
+        if rec is not None:
             self.store.log(rec, stream, line)
+
+    def _lost(self, rec: ExecutionRecord) -> None:
+        """The creation of ``rec`` could not be stored (its request was told): stop it."""
+        task = self._tasks.get(rec.id)
+        if task is not None:
+            task.cancel()
 
     def cancel(self, rec: ExecutionRecord) -> None:
         """Stop an execution: CANCELLED now; its worker is killed and replaced."""
@@ -379,10 +397,15 @@ class Runtime:
             raise not_found(f"no execution with id {eid!r}")
         if rec.status.is_terminal or timeout == 0:
             return rec
-        done = asyncio.get_running_loop().create_future()
+        self._check_storage(rec)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        def on_event(r: ExecutionRecord, ev: Any) -> None:
-            if r.status.is_terminal and not done.done():
+        def on_event(r: ExecutionRecord, ev: Event | None) -> None:
+            if done.done():
+                return
+            if ev is None:  # its latest changes could not be stored (yet): say so now
+                done.set_exception(self._storage_failure())
+            elif r.status.is_terminal:
                 done.set_result(None)
 
         remove = self.store.listen(eid, on_event)
@@ -396,13 +419,36 @@ class Runtime:
             remove()
         return rec
 
+    def _storage_failure(self) -> StorageError:
+        return self.store.failure or StorageError("the store could not be written", full=False)
+
+    def _check_storage(self, rec: ExecutionRecord) -> None:
+        """Raise the storage error if ``rec`` has changes the failing store holds back
+        (after one more try: the disk may work again)."""
+        if self.store.failure is not None and rec.latest is not rec.status:
+            self.store.flush()
+            if self.store.failure is not None and rec.latest is not rec.status:
+                raise self._storage_failure()
+
     async def wait_many(
         self, eids: list[str], *, timeout: float
     ) -> AsyncIterator[ExecutionRecord | list[str]]:
-        """Yield each execution as it ends (ended ones first), then the list still pending."""
-        queue: asyncio.Queue[ExecutionRecord] = asyncio.Queue()
+        """Yield each execution as it ends (ended ones first), then the list still pending.
+
+        The wait ends early (the rest listed as pending) when the store fails to commit
+        the changes of one of them: the caller is told at once and may wait again.
+        """
+        queue: asyncio.Queue[ExecutionRecord | None] = asyncio.Queue()
         pending: dict[str, ExecutionRecord] = {}
         removers = []
+
+        def on_event(r: ExecutionRecord, ev: Event | None) -> None:
+            if ev is None:
+                queue.put_nowait(None)
+            elif r.status.is_terminal and r.id in pending:
+                del pending[r.id]
+                queue.put_nowait(r)
+
         for eid in eids:
             rec = self.store.get(eid)
             if rec is None:
@@ -411,30 +457,26 @@ class Runtime:
                 queue.put_nowait(rec)
                 continue
             pending[eid] = rec
-
-            def on_event(r: ExecutionRecord, ev: Any) -> None:
-                if r.status.is_terminal and r.id in pending:
-                    del pending[r.id]
-                    queue.put_nowait(r)
-
             removers.append(self.store.listen(eid, on_event))
+            if self.store.failure is not None and rec.latest is not rec.status:
+                queue.put_nowait(None)
         deadline = time.monotonic() + timeout
         try:
-            while True:
-                if queue.empty() and not pending:
-                    break
+            while queue.qsize() or pending:
                 left = deadline - time.monotonic()
                 if left <= 0 and queue.empty():
                     break
                 try:
-                    rec = (
+                    item = (
                         queue.get_nowait()
                         if not queue.empty()
                         else await asyncio.wait_for(queue.get(), left)
                     )
                 except TimeoutError:
                     break
-                yield rec
+                if item is None:
+                    break
+                yield item
             yield list(pending)
         finally:
             for remove in removers:

@@ -12,6 +12,7 @@ import uvicorn
 
 from .app import create_app
 from .engine import RuntimeConfig
+from .store import Store
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -37,8 +38,18 @@ def url_of(sock: socket.socket) -> str:
 async def serve(
     config: RuntimeConfig, *, host: str, port: int, ready_file: Path | None = None
 ) -> None:
-    """Serve until SIGINT/SIGTERM; write ``{"url", "pid"}`` to ``ready_file`` once ready."""
-    sock = bind(host, port)
+    """Serve until SIGINT/SIGTERM; write ``{"url", "pid"}`` to ``ready_file`` once ready.
+
+    The store is opened first: a second server on the same store stops here with
+    :class:`~.store.StoreLockedError`, before it binds a port.
+    """
+    store = Store(config.store_dir, synchronous=config.sync)
+    store.open()
+    try:
+        sock = bind(host, port)
+    except BaseException:
+        store.close()
+        raise
     config.base_url = url_of(sock)
 
     def ready() -> None:
@@ -48,7 +59,7 @@ async def serve(
             os.replace(tmp, ready_file)
         print(f"daisi runtime serving {config.root} at {config.base_url}", flush=True)
 
-    app = create_app(config, on_ready=ready)
+    app = create_app(config, on_ready=ready, store=store)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

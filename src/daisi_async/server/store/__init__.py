@@ -1,0 +1,30 @@
+"""The runtime's durable state: executions, events and blobs in SQLite plus blob files.
+
+* :mod:`.store` — :class:`Store`, the one object the engine and routes use;
+* :mod:`.writer` — grouped commits that isolate bad data and survive a failing disk;
+* :mod:`.records` — what is kept (:class:`ExecutionRecord`, :class:`Event`, :class:`Blob`);
+* :mod:`.blobs` — blob files; :mod:`.lock` — one server per store;
+* :mod:`.errors` — :class:`StorageError` and text made storable.
+"""
+
+from .blobs import INLINE_BLOB_BYTES, BlobTooLarge, valid_key
+from .errors import StorageError, storable_text
+from .lock import StoreLock, StoreLockedError
+from .records import Blob, Event, ExecutionRecord
+from .store import STORAGE_FAILED, Listener, Store
+
+__all__ = [
+    "INLINE_BLOB_BYTES",
+    "STORAGE_FAILED",
+    "Blob",
+    "BlobTooLarge",
+    "Event",
+    "ExecutionRecord",
+    "Listener",
+    "StorageError",
+    "Store",
+    "StoreLock",
+    "StoreLockedError",
+    "storable_text",
+    "valid_key",
+]

@@ -1,0 +1,586 @@
+"""Durable executions, log lines and blobs: SQLite (WAL) plus blob files.
+
+Every change goes through the :class:`~.writer.GroupWriter`: changes made during one
+turn of the event loop are committed together, and an execution's fields, its events
+and its listeners change only after the commit (see :class:`ExecutionRecord`). A
+submission awaits :meth:`Store.commit` before it answers, so nothing accepted is lost.
+Text that SQLite can't hold (lone surrogates in a log line or an error message) is
+escaped on the way in: one Daisi's output can never fail another's writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..._wire import INTERRUPTED, ExecutionStatus
+from .blobs import INLINE_BLOB_BYTES, BlobFiles, valid_key
+from .errors import StorageError, storable, storable_text
+from .lock import StoreLock
+from .records import Blob, Event, ExecutionRecord
+from .writer import GroupWriter, Op
+
+__all__ = ["Listener", "Store"]
+
+STORAGE_FAILED = "daisi.StorageError"
+_CACHE_TERMINAL = 50_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY,
+    daisi_id TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    owner TEXT,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    args TEXT NOT NULL,
+    error TEXT,
+    result_key TEXT,
+    result_size INTEGER NOT NULL DEFAULT 0,
+    result_json TEXT,
+    seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS executions_status ON executions(status, created_at);
+CREATE TABLE IF NOT EXISTS events (
+    eid TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    stream TEXT,
+    data TEXT NOT NULL,
+    time REAL NOT NULL,
+    PRIMARY KEY (eid, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blobs (
+    key TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    data BLOB,
+    path TEXT,
+    owner TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    eid TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+"""
+
+_INSERT_EVENT = "INSERT INTO events (eid, seq, kind, stream, data, time) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_BLOB = (
+    "INSERT OR REPLACE INTO blobs (key, size, data, path, owner, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+Listener = Callable[[ExecutionRecord, Event | None], None]
+"""Called after each committed event of an execution; with ``None`` when the storage
+failed to commit the execution's latest changes (they are retried)."""
+
+
+class Store:
+    """The runtime's durable state under one directory (one server per directory).
+
+    Example:
+        >>> store = Store(Path(".daisi"))  # doctest: +SKIP
+        >>> store.open()  # doctest: +SKIP
+    """
+
+    def __init__(self, root: Path, *, synchronous: str = "NORMAL") -> None:
+        self.root = root
+        self.files = BlobFiles(root / "blobs")
+        self.synchronous = synchronous
+        self._db: sqlite3.Connection | None = None
+        self._lock: StoreLock | None = None
+        self._records: OrderedDict[str, ExecutionRecord] = OrderedDict()
+        self._unsaved: dict[str, ExecutionRecord] = {}  # created, creation not committed
+        self._listeners: dict[str, list[Listener]] = {}
+        self._idempotency: dict[tuple[str, str], str] = {}  # not yet committed
+        self._data_failed: set[str] = set()
+        self._writer = GroupWriter(
+            lambda: self.db,
+            on_data_error=self._data_error,
+            on_storage_error=self._storage_error,
+        )
+        self.on_lost: Callable[[ExecutionRecord], None] | None = None
+        """Called when an execution's creation will never be committed (the engine
+        stops its run)."""
+
+    # -- lifecycle -----------------------------------------------------------------
+    def open(self) -> None:
+        """Take the store's lock (:class:`StoreLockedError` if another server holds it),
+        then create or open the database and the blob folder."""
+        if self._db is not None:
+            return
+        self._lock = StoreLock.acquire(self.root)
+        try:
+            self.files.folder.mkdir(exist_ok=True)
+            db = sqlite3.connect(self.root / "daisi.sqlite3", isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            self._lock.release()
+            self._lock = None
+            raise
+        self._db = db
+
+    def close(self) -> None:
+        """Commit what can be committed, close, and release the lock."""
+        if self._db is not None:
+            self._writer.flush()
+            self._writer.close()
+            self._db.close()
+            self._db = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The open database connection."""
+        if self._db is None:
+            raise RuntimeError("the store is not open")
+        return self._db
+
+    @property
+    def failure(self) -> StorageError | None:
+        """The storage error of the last failed commit, until a commit succeeds."""
+        return self._writer.failure
+
+    def recover(self) -> list[ExecutionRecord]:
+        """After a restart: fail what was running, return what was queued (oldest first)."""
+        rows = self.db.execute(
+            "SELECT id FROM executions WHERE status IN ('QUEUED', 'RUNNING') ORDER BY created_at"
+        ).fetchall()
+        queued: list[ExecutionRecord] = []
+        for (eid,) in rows:
+            rec = self.get(eid)
+            assert rec is not None
+            if rec.status is ExecutionStatus.RUNNING:
+                self.finish(
+                    rec,
+                    ExecutionStatus.FAILED,
+                    error={
+                        "type": INTERRUPTED,
+                        "message": "interrupted by a server restart",
+                        "traceback": "",
+                    },
+                )
+            else:
+                queued.append(rec)
+        self._writer.flush()
+        return queued
+
+    # -- writes --------------------------------------------------------------------
+    async def commit(self) -> None:
+        """Wait until every change made so far is committed.
+
+        Raises :class:`StorageError` at once when the storage fails.
+        """
+        await self._writer.commit()
+
+    def flush(self) -> None:
+        """Commit every queued change now (outside the event loop, or at shutdown)."""
+        self._writer.flush()
+
+    def check_saved(self, rec: ExecutionRecord) -> None:
+        """After :meth:`commit`: raise if ``rec``'s creation could not be stored."""
+        if rec.id in self._unsaved or self._records.get(rec.id) is not rec:
+            raise StorageError(f"execution {rec.id} could not be stored", full=False)
+
+    def _data_error(self, eid: str, exc: BaseException) -> None:
+        rec = self._records.get(eid)
+        if rec is None or eid in self._unsaved:
+            return
+        if eid in self._data_failed:
+            return  # even the failure could not be stored: a restart marks it
+        self._data_failed.add(eid)
+        # The execution exists on disk, but some of its changes could not be stored:
+        # fail it (only it) with a message that says so.
+        message = f"the runtime could not store this execution's output: {exc!r}"
+        rec.target = rec.status  # the failed changes never happened
+        self._finish(
+            rec,
+            ExecutionStatus.FAILED,
+            error={"type": STORAGE_FAILED, "message": storable_text(message), "traceback": ""},
+        )
+
+    def _storage_error(self, kept: Iterable[Op], err: StorageError) -> None:
+        for eid in {op.eid for op in kept if op.eid is not None}:
+            rec = self._records.get(eid)
+            if rec is not None:
+                self._notify(rec, None)
+
+    # -- executions ----------------------------------------------------------------
+    def create(
+        self,
+        *,
+        daisi_id: str,
+        endpoint: str,
+        owner: str | None,
+        args: dict[str, dict[str, Any]],
+        eid: str | None = None,
+        idempotency: tuple[str, str] | None = None,
+    ) -> ExecutionRecord:
+        """Record a new QUEUED execution (durable after :meth:`commit`)."""
+        now = time.time()
+        rec = ExecutionRecord(
+            id=eid or str(uuid.uuid4()),
+            daisi_id=daisi_id,
+            endpoint=endpoint,
+            owner=owner,
+            status=ExecutionStatus.QUEUED,
+            created_at=now,
+            args=args,
+            seq=1,
+        )
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            (
+                "INSERT INTO executions (id, daisi_id, endpoint, owner, status, created_at,"
+                " args, seq) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+                (rec.id, daisi_id, endpoint, owner, rec.status.value, now, json.dumps(args)),
+            ),
+            (_INSERT_EVENT, (rec.id, 1, "status", None, rec.status.value, now)),
+        ]
+        if idempotency is not None:
+            self._idempotency[idempotency] = rec.id
+            statements.append(
+                (
+                    "INSERT INTO idempotency (scope, key, eid) VALUES (?, ?, ?)",
+                    (idempotency[0], idempotency[1], rec.id),
+                )
+            )
+
+        def saved() -> None:
+            self._unsaved.pop(rec.id, None)
+            if idempotency is not None:
+                self._idempotency.pop(idempotency, None)
+
+        def lost(exc: BaseException) -> None:
+            self._unsaved.pop(rec.id, None)
+            self._records.pop(rec.id, None)
+            if idempotency is not None:
+                self._idempotency.pop(idempotency, None)
+            rec.target = ExecutionStatus.FAILED
+            if self.on_lost is not None:
+                self.on_lost(rec)
+
+        self._unsaved[rec.id] = rec
+        self._cache(rec)
+        self._writer.add(Op(rec.id, statements, saved, droppable=True, on_dropped=lost))
+        return rec
+
+    def exists(self, eid: str) -> bool:
+        """Whether an execution with this id was recorded (or is being recorded)."""
+        return eid in self._unsaved or self.get(eid) is not None
+
+    def get(self, eid: str) -> ExecutionRecord | None:
+        """The execution, or None (also while its creation is not yet committed)."""
+        if eid in self._unsaved:
+            return None
+        rec = self._records.get(eid)
+        if rec is not None:
+            return rec
+        row = self.db.execute(
+            "SELECT id, daisi_id, endpoint, owner, status, created_at, started_at, finished_at,"
+            " args, error, result_key, result_size, result_json, seq FROM executions WHERE id = ?",
+            (eid,),
+        ).fetchone()
+        if row is None:
+            return None
+        rec = ExecutionRecord(
+            id=row[0],
+            daisi_id=row[1],
+            endpoint=row[2],
+            owner=row[3],
+            status=ExecutionStatus(row[4]),
+            created_at=row[5],
+            started_at=row[6],
+            finished_at=row[7],
+            args=json.loads(row[8]),
+            error=json.loads(row[9]) if row[9] else None,
+            result_key=row[10],
+            result_size=row[11],
+            result_json=row[12],
+            seq=row[13],
+        )
+        self._cache(rec)
+        return rec
+
+    def idempotent(self, scope: str, key: str) -> ExecutionRecord | None:
+        """The execution created earlier with this idempotency key, if any."""
+        pending = self._idempotency.get((scope, key))
+        if pending is not None:  # created, not yet committed: the same record
+            return self._records.get(pending)
+        row = self.db.execute(
+            "SELECT eid FROM idempotency WHERE scope = ? AND key = ?", (scope, key)
+        ).fetchone()
+        return self.get(row[0]) if row else None
+
+    def _cache(self, rec: ExecutionRecord) -> None:
+        self._records[rec.id] = rec
+        self._records.move_to_end(rec.id)
+        if len(self._records) > _CACHE_TERMINAL:
+            for eid in list(self._records)[: len(self._records) // 10]:
+                old = self._records[eid]
+                if (
+                    old.latest.is_terminal
+                    and old.status.is_terminal
+                    and eid not in self._listeners
+                    and not self._writer.pending_for(eid)
+                ):
+                    del self._records[eid]
+
+    def _event(
+        self,
+        rec: ExecutionRecord,
+        kind: str,
+        data: str,
+        stream: str | None,
+        statements: list[tuple[str, tuple[Any, ...]]],
+        apply: Callable[[], None] | None = None,
+        *,
+        sheddable: bool = False,
+    ) -> None:
+        rec.seq += 1
+        ev = Event(seq=rec.seq, kind=kind, data=data, stream=stream, time=time.time())
+        statements.append((_INSERT_EVENT, (rec.id, ev.seq, kind, stream, data, ev.time)))
+
+        def visible() -> None:
+            if apply is not None:
+                apply()
+            self._notify(rec, ev)
+
+        self._writer.add(Op(rec.id, statements, visible, sheddable=sheddable))
+
+    def _notify(self, rec: ExecutionRecord, ev: Event | None) -> None:
+        for listener in list(self._listeners.get(rec.id, ())):
+            listener(rec, ev)
+
+    def start(self, rec: ExecutionRecord) -> None:
+        """QUEUED -> RUNNING."""
+        if rec.latest is not ExecutionStatus.QUEUED:
+            return
+        rec.target = ExecutionStatus.RUNNING
+        started = time.time()
+
+        def apply() -> None:
+            rec.status = ExecutionStatus.RUNNING
+            rec.started_at = started
+
+        self._event(
+            rec,
+            "status",
+            ExecutionStatus.RUNNING.value,
+            None,
+            [
+                (
+                    "UPDATE executions SET status = ?, started_at = ?, seq = ? WHERE id = ?",
+                    (ExecutionStatus.RUNNING.value, started, rec.seq + 1, rec.id),
+                )
+            ],
+            apply,
+        )
+
+    def finish(
+        self,
+        rec: ExecutionRecord,
+        status: ExecutionStatus,
+        *,
+        error: dict[str, str] | None = None,
+        result: tuple[str, bytes | Path, int] | None = None,
+        result_json: str | None = None,
+    ) -> bool:
+        """Move to a terminal status; False if the execution had already ended.
+
+        ``result`` is ``(key, bytes or file, size)``: the result blob, stored in the
+        same transaction as the status.
+        """
+        if rec.latest.is_terminal:
+            return False
+        self._finish(
+            rec,
+            status,
+            error=storable(error) if error else None,
+            result=result,
+            result_json=result_json,
+        )
+        return True
+
+    def _finish(
+        self,
+        rec: ExecutionRecord,
+        status: ExecutionStatus,
+        *,
+        error: dict[str, str] | None = None,
+        result: tuple[str, bytes | Path, int] | None = None,
+        result_json: str | None = None,
+    ) -> None:
+        rec.target = status
+        finished = time.time()
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        result_key: str | None = None
+        result_size = 0
+        if result is not None:
+            result_key, content, result_size = result
+            statements.append(self._blob_statement(result_key, content, result_size, rec.owner))
+        statements.append(
+            (
+                "UPDATE executions SET status = ?, finished_at = ?, error = ?, result_key = ?,"
+                " result_size = ?, result_json = ?, seq = ? WHERE id = ?",
+                (
+                    status.value,
+                    finished,
+                    json.dumps(error) if error else None,
+                    result_key,
+                    result_size,
+                    result_json,
+                    rec.seq + 1,
+                    rec.id,
+                ),
+            )
+        )
+
+        def apply() -> None:
+            rec.status = status
+            rec.finished_at = finished
+            rec.error = error
+            rec.result_key = result_key
+            rec.result_size = result_size
+            rec.result_json = result_json
+
+        self._event(rec, "status", status.value, None, statements, apply)
+
+    def log(self, rec: ExecutionRecord, stream: str, line: str) -> None:
+        """Append one log line (ignored once the execution has ended)."""
+        if rec.latest.is_terminal:
+            return
+        line = storable_text(line)
+
+        def apply() -> None:
+            rec.last_line = line
+
+        self._event(
+            rec,
+            "log",
+            line,
+            stream,
+            [("UPDATE executions SET seq = ? WHERE id = ?", (rec.seq + 1, rec.id))],
+            apply,
+            sheddable=True,
+        )
+
+    def events(
+        self, eid: str, *, after: int = 0, kind: str | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """Committed events of an execution with ``seq > after``, oldest first."""
+        sql = "SELECT seq, kind, data, stream, time FROM events WHERE eid = ? AND seq > ?"
+        params: list[Any] = [eid, after]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [Event(*row) for row in self.db.execute(sql, params)]
+
+    def last_lines(self, eid: str, limit: int) -> list[str]:
+        """The last ``limit`` committed log lines, oldest first."""
+        rows = self.db.execute(
+            "SELECT data FROM events WHERE eid = ? AND kind = 'log' ORDER BY seq DESC LIMIT ?",
+            (eid, limit),
+        ).fetchall()
+        return [r[0] for r in reversed(rows)]
+
+    def last_line(self, rec: ExecutionRecord) -> str | None:
+        """The most recent log line of the execution."""
+        if rec.last_line is None and rec.seq > 1:
+            lines = self.last_lines(rec.id, 1)
+            rec.last_line = lines[0] if lines else None
+        return rec.last_line
+
+    # -- listeners -------------------------------------------------------------------
+    def listen(self, eid: str, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` after every committed event of ``eid``; returns the
+        unsubscribe function."""
+        self._listeners.setdefault(eid, []).append(listener)
+
+        def remove() -> None:
+            lst = self._listeners.get(eid)
+            if lst and listener in lst:
+                lst.remove(listener)
+                if not lst:
+                    del self._listeners[eid]
+
+        return remove
+
+    # -- blobs -----------------------------------------------------------------------
+    def blob_path(self, key: str) -> Path:
+        """Where the file of a large blob lives."""
+        return self.files.path(key)
+
+    def result_blob(self, key: str, data: bytes) -> tuple[str, bytes | Path, int]:
+        """A result held in memory, as :meth:`finish` takes it (large ones go to a file)."""
+        if len(data) > INLINE_BLOB_BYTES:
+            return key, self.files.write(key, data), len(data)
+        return key, data, len(data)
+
+    @staticmethod
+    def _blob_statement(
+        key: str, content: bytes | Path, size: int, owner: str | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        if isinstance(content, Path):
+            return _INSERT_BLOB, (key, size, None, str(content), owner, time.time())
+        return _INSERT_BLOB, (key, size, content, None, owner, time.time())
+
+    def put_blob(self, data: bytes, *, owner: str | None, key: str | None = None) -> str:
+        """Store an uploaded object (durable after :meth:`commit`); returns the key."""
+        key = key or uuid.uuid4().hex
+        content: bytes | Path = data
+        if len(data) > INLINE_BLOB_BYTES:
+            content = self.files.write(key, data)
+        self._add_blob(key, content, len(data), owner)
+        return key
+
+    def _add_blob(self, key: str, content: bytes | Path, size: int, owner: str | None) -> None:
+        def dropped(exc: BaseException) -> None:
+            if isinstance(content, Path):
+                content.unlink(missing_ok=True)
+
+        statement = self._blob_statement(key, content, size, owner)
+        self._writer.add(Op(None, [statement], droppable=True, on_dropped=dropped))
+
+    async def put_blob_stream(
+        self, chunks: AsyncIterator[bytes], *, owner: str | None, max_bytes: int
+    ) -> tuple[str, int]:
+        """Store a streamed upload, spooling to disk past the inline size."""
+        key, content, size = await self.files.spool(chunks, max_bytes=max_bytes)
+        self._add_blob(key, content, size, owner)
+        return key, size
+
+    def get_blob(self, key: str) -> Blob | None:
+        """The committed blob, or None (also for malformed keys)."""
+        if not valid_key(key):
+            return None
+        row = self.db.execute(
+            "SELECT size, data, path, owner FROM blobs WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return None
+        return Blob(
+            key=key, size=row[0], data=row[1], path=Path(row[2]) if row[2] else None, owner=row[3]
+        )
+
+    @staticmethod
+    def iter_blob(blob: Blob, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """The blob's bytes in chunks, without loading a large file at once."""
+        return BlobFiles.iterate(blob, chunk_size)
