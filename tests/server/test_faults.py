@@ -132,8 +132,9 @@ def daisies(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write(
         root / "needs-reqs",
         {
-            "app.py": "def compute(x=1):\n    return x\n",
-            "requirements.txt": "numpy\nsurely-not-installed-pkg-4f2a>=1.0\n",
+            # A missing requirement alone breaks nothing: the failing import does.
+            "app.py": "import surely_not_installed_pkg_4f2a\n\ndef compute(x=1):\n    return x\n",
+            "requirements.txt": "numpy\nsurely_not_installed_pkg_4f2a>=1.0\n",
             "daisi.toml": 'name = "Needs Reqs"\n',
         },
     )
@@ -271,9 +272,9 @@ def test_broken_daisies_are_listed_with_their_error(
     syn = listing["Syntax Error"]["broken"]
     assert syn and "SyntaxError" in syn and "app.py" in syn
     req = listing["Needs Reqs"]["broken"]
-    assert req and "surely-not-installed-pkg-4f2a" in req
+    assert req and "No module named 'surely_not_installed_pkg_4f2a'" in req
     assert "numpy" not in req  # installed requirements are not reported
-    assert listing["Needs Reqs"]["missing_requirements"] == ["surely-not-installed-pkg-4f2a"]
+    assert listing["Needs Reqs"]["missing_requirements"] == ["surely_not_installed_pkg_4f2a"]
 
 
 @pytest.mark.parametrize(
@@ -281,7 +282,7 @@ def test_broken_daisies_are_listed_with_their_error(
     [
         ("Import Error", "exploded while importing"),
         ("Syntax Error", "SyntaxError"),
-        ("Needs Reqs", "surely-not-installed-pkg-4f2a"),
+        ("Needs Reqs", "surely_not_installed_pkg_4f2a"),
     ],
 )
 def test_calling_a_broken_daisi_gives_its_error(

@@ -1,10 +1,13 @@
-"""Unit tests of the Daisi registry: discovery, schemas, ids and lookups (no server)."""
+"""Unit tests of the Daisi registry: discovery, schemas, ids and lookups (no server).
+
+The entry-module rule and requirements.txt have their own files:
+test_registry_entry.py and test_registry_requirements.py.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import math
-import textwrap
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -12,6 +15,7 @@ from typing import Any
 
 import pytest
 from tests.server.conftest import EXAMPLES
+from tests.support.daisi_folders import make_daisi
 
 from daisi_async.server.registry import (
     NAMESPACE,
@@ -23,89 +27,8 @@ from daisi_async.server.registry import (
 )
 
 
-def make_daisi(root: Path, folder: str, files: dict[str, str]) -> Path:
-    """Write a Daisi folder under ``root`` from ``{relative path: text}``."""
-    path = root / folder
-    path.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        file = path / name
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
-
-
 def endpoint_names(spec: DaisiSpec) -> list[str]:
     return list(spec.endpoints)
-
-
-# --------------------------------------------------------------------------- entry rules
-
-
-def test_entry_from_daisi_toml(tmp_path: Path) -> None:
-    path = make_daisi(
-        tmp_path,
-        "d",
-        {
-            "daisi.toml": 'entry = "service.py"\n',
-            "app.py": "def from_app(): pass\n",
-            "service.py": "def serve(): pass\n",
-        },
-    )
-    spec = load_daisi(path)
-    assert spec.entry == "service.py"
-    assert endpoint_names(spec) == ["serve"]
-    assert spec.error is None
-
-
-def test_entry_prefers_app_then_main(tmp_path: Path) -> None:
-    both = make_daisi(tmp_path, "both", {"app.py": "def a(): pass\n", "main.py": "def m(): pass\n"})
-    assert load_daisi(both).entry == "app.py"
-    main = make_daisi(tmp_path, "main", {"main.py": "def m(): pass\n", "other.py": ""})
-    assert load_daisi(main).entry == "main.py"
-
-
-def test_entry_single_file(tmp_path: Path) -> None:
-    path = make_daisi(
-        tmp_path,
-        "single",
-        {"hello.py": "def hi(): pass\n", "_helpers.py": "", "test_hello.py": "def test(): pass\n"},
-    )
-    spec = load_daisi(path)
-    assert spec.entry == "hello.py"
-    assert endpoint_names(spec) == ["hi"]
-
-
-def test_entry_ambiguous(tmp_path: Path) -> None:
-    path = make_daisi(tmp_path, "two", {"one.py": "def a(): pass\n", "two.py": ""})
-    spec = load_daisi(path)
-    assert spec.entry is None
-    assert spec.error == "no entry module: add app.py or set entry in daisi.toml"
-    assert spec.endpoints == {}
-
-
-@pytest.mark.parametrize("entry", ["../outside.py", "/etc/passwd", "sub/../../x.py"])
-def test_entry_path_escape_rejected(tmp_path: Path, entry: str) -> None:
-    (tmp_path / "outside.py").write_text("def leak(): pass\n")
-    path = make_daisi(tmp_path, "d", {"daisi.toml": f'entry = "{entry}"\n', "app.py": ""})
-    spec = load_daisi(path)
-    assert spec.entry is None
-    assert spec.error is not None and "inside the Daisi folder" in spec.error
-
-
-def test_entry_symlink_escape_rejected(tmp_path: Path) -> None:
-    (tmp_path / "outside.py").write_text("def leak(): pass\n")
-    path = make_daisi(tmp_path, "d", {"daisi.toml": 'entry = "link.py"\n'})
-    (path / "link.py").symlink_to(tmp_path / "outside.py")
-    spec = load_daisi(path)
-    assert spec.error is not None and "inside the Daisi folder" in spec.error
-
-
-def test_entry_in_subfolder_and_missing(tmp_path: Path) -> None:
-    path = make_daisi(tmp_path, "d", {"daisi.toml": 'entry = "src/svc"\n', "src/svc.py": ""})
-    assert load_daisi(path).entry == "src/svc.py"
-    gone = make_daisi(tmp_path, "gone", {"daisi.toml": 'entry = "nope.py"\n'})
-    spec = load_daisi(gone)
-    assert spec.error == "entry module 'nope.py' not found"
 
 
 # --------------------------------------------------------------------------- endpoints
@@ -324,6 +247,26 @@ def test_description_sources(tmp_path: Path) -> None:
     assert load_daisi(make_daisi(tmp_path, "b", readme)).description == "readme"
     assert load_daisi(make_daisi(tmp_path, "c", {"app.py": '"""doc"""'})).description == "doc"
     assert load_daisi(make_daisi(tmp_path, "d", {"app.py": ""})).description == ""
+    empty = {"DAISI.md": "\n", "README.md": "readme", "app.py": ""}
+    assert load_daisi(make_daisi(tmp_path, "e", empty)).description == "readme"
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"readme.md": "lower"}, "lower"),
+        ({"Readme.MD": "mixed"}, "mixed"),
+        ({"daisi.md": "daisi", "README.md": "readme"}, "daisi"),
+        ({"Daisi.Md": "daisi", "readme.md": "readme"}, "daisi"),
+        ({"README.md": "\ufeffwith a BOM"}, "with a BOM"),
+        ({"readme.txt": "not markdown", "README": "no suffix"}, "doc"),
+    ],
+)
+def test_description_file_in_any_letter_case(
+    tmp_path: Path, files: dict[str, str], expected: str
+) -> None:
+    spec = load_daisi(make_daisi(tmp_path, "d", {**files, "app.py": '"""doc"""'}))
+    assert spec.description == expected
 
 
 @pytest.mark.parametrize(
@@ -354,29 +297,6 @@ def test_syntax_error_is_isolated(tmp_path: Path) -> None:
     assert good.to_json()["broken"] is None
 
 
-def test_missing_requirements(tmp_path: Path) -> None:
-    requirements = """
-        # a comment
-        numpy>=1.0  # installed
-        -r other.txt
-        --index-url https://example.invalid/simple
-
-        surely-not-installed-pkg-xyz[extra]==1.0 ; python_version >= "3"
-        Dill
-    """
-    spec = load_daisi(make_daisi(tmp_path, "d", {"requirements.txt": requirements, "app.py": ""}))
-    assert spec.requirements == (
-        "numpy>=1.0",
-        'surely-not-installed-pkg-xyz[extra]==1.0 ; python_version >= "3"',
-        "Dill",
-    )
-    assert spec.missing_requirements == ("surely-not-installed-pkg-xyz",)
-    assert spec.error == (
-        "missing requirements: surely-not-installed-pkg-xyz (from requirements.txt)"
-    )
-    assert spec.to_json()["missing_requirements"] == ["surely-not-installed-pkg-xyz"]
-
-
 def test_load_daisies_layouts(tmp_path: Path) -> None:
     single = make_daisi(tmp_path, "single", {"app.py": "def f(): pass\n", "utils/__init__.py": ""})
     assert [s.path for s in load_daisies(single)] == [single.resolve()]
@@ -390,7 +310,7 @@ def test_load_daisies_layouts(tmp_path: Path) -> None:
     make_daisi(multi, "nodaisi", {"data.txt": ""})
     specs = load_daisies(multi)
     assert [s.name for s in specs] == ["Alpha", "Beta", "zeta"]
-    assert specs[1].error == "no entry module: add app.py or set entry in daisi.toml"
+    assert specs[1].error is not None and specs[1].error.startswith("no entry module: ")
 
 
 def test_duplicate_names(tmp_path: Path) -> None:
