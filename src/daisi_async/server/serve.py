@@ -12,6 +12,7 @@ import uvicorn
 
 from .app import create_app
 from .engine import RuntimeConfig
+from .header_timeout import protocol_class
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -35,9 +36,24 @@ def url_of(sock: socket.socket) -> str:
 
 
 async def serve(
-    config: RuntimeConfig, *, host: str, port: int, ready_file: Path | None = None
+    config: RuntimeConfig,
+    *,
+    host: str,
+    port: int,
+    ready_file: Path | None = None,
+    header_timeout: float = 5.0,
+    limit_concurrency: int | None = 1000,
+    http: str = "auto",
 ) -> None:
-    """Serve until SIGINT/SIGTERM; write ``{"url", "pid"}`` to ``ready_file`` once ready."""
+    """Serve until SIGINT/SIGTERM; write ``{"url", "pid"}`` to ``ready_file`` once ready.
+
+    A connection that has not sent complete request headers ``header_timeout`` seconds
+    after opening (or after the first byte of its next request) gets 408 and is closed;
+    a request arriving while ``limit_concurrency`` connections are open (or requests
+    running) gets 503 at once. ``http``: the parser, ``"auto"`` (httptools when
+    installed), ``"h11"`` or ``"httptools"``.
+    """
+    protocol = protocol_class(header_timeout=header_timeout, prefer=http)
     sock = bind(host, port)
     config.base_url = url_of(sock)
 
@@ -52,6 +68,8 @@ async def serve(
     server = uvicorn.Server(
         uvicorn.Config(
             app,
+            http=protocol,
+            limit_concurrency=limit_concurrency,
             log_level="warning",
             access_log=False,
             lifespan="on",
@@ -62,6 +80,25 @@ async def serve(
     await server.serve(sockets=[sock])
 
 
-def run(config: RuntimeConfig, *, host: str, port: int, ready_file: Path | None = None) -> None:
+def run(
+    config: RuntimeConfig,
+    *,
+    host: str,
+    port: int,
+    ready_file: Path | None = None,
+    header_timeout: float = 5.0,
+    limit_concurrency: int | None = 1000,
+    http: str = "auto",
+) -> None:
     """Blocking entry point used by the CLI; uvicorn stops cleanly on SIGINT and SIGTERM."""
-    asyncio.run(serve(config, host=host, port=port, ready_file=ready_file))
+    asyncio.run(
+        serve(
+            config,
+            host=host,
+            port=port,
+            ready_file=ready_file,
+            header_timeout=header_timeout,
+            limit_concurrency=limit_concurrency,
+            http=http,
+        )
+    )

@@ -9,6 +9,7 @@ so they always see every write made before them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -68,9 +69,26 @@ CREATE TABLE IF NOT EXISTS idempotency (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
     eid TEXT NOT NULL,
+    fingerprint TEXT,
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
 """
+
+
+class IdempotencyMismatch(Exception):
+    """An idempotency key came back with a different request than the first time."""
+
+    def __init__(self, eid: str) -> None:
+        super().__init__(f"the key was first used for execution {eid}")
+        self.eid = eid
+
+
+def request_fingerprint(daisi_id: str, endpoint: str, args: dict[str, dict[str, Any]]) -> str:
+    """The SHA-256 of a submission's canonical JSON: equal requests, equal fingerprints."""
+    canonical = json.dumps(
+        [daisi_id, endpoint, args], sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
 class BlobTooLarge(Exception):
@@ -146,7 +164,7 @@ Listener = Callable[[ExecutionRecord, Event], None]
 class _Pending:
     statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
-    idempotency: dict[tuple[str, str], str] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
 
 
 def valid_key(key: str) -> bool:
@@ -180,6 +198,9 @@ class Store:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
+        if "fingerprint" not in columns:  # a store made before fingerprints were kept
+            db.execute("ALTER TABLE idempotency ADD COLUMN fingerprint TEXT")
         self._db = db
 
     def close(self) -> None:
@@ -268,8 +289,13 @@ class Store:
         args: dict[str, dict[str, Any]],
         eid: str | None = None,
         idempotency: tuple[str, str] | None = None,
+        fingerprint: str | None = None,
     ) -> ExecutionRecord:
-        """Record a new QUEUED execution (durable after :meth:`commit`)."""
+        """Record a new QUEUED execution (durable after :meth:`commit`).
+
+        ``idempotency`` is ``(scope, key)``; ``fingerprint`` (see
+        :func:`request_fingerprint`) is kept with it for :meth:`idempotent`.
+        """
         now = time.time()
         rec = ExecutionRecord(
             id=eid or str(uuid.uuid4()),
@@ -292,10 +318,10 @@ class Store:
             (rec.id, rec.status.value, now),
         )
         if idempotency is not None:
-            self._pending.idempotency[idempotency] = rec.id
+            self._pending.idempotency[idempotency] = (rec.id, fingerprint)
             self._write(
-                "INSERT INTO idempotency (scope, key, eid) VALUES (?, ?, ?)",
-                (idempotency[0], idempotency[1], rec.id),
+                "INSERT INTO idempotency (scope, key, eid, fingerprint) VALUES (?, ?, ?, ?)",
+                (idempotency[0], idempotency[1], rec.id, fingerprint),
             )
         self._cache(rec)
         return rec
@@ -336,15 +362,27 @@ class Store:
         self._cache(rec)
         return rec
 
-    def idempotent(self, scope: str, key: str) -> ExecutionRecord | None:
-        """The execution created earlier with this idempotency key, if any."""
-        pending = self._pending.idempotency.get((scope, key))
-        if pending is not None:  # created but not yet committed: no early commit
-            return self.get(pending)
-        row = self.db.execute(
-            "SELECT eid FROM idempotency WHERE scope = ? AND key = ?", (scope, key)
-        ).fetchone()
-        return self.get(row[0]) if row else None
+    def idempotent(
+        self, scope: str, key: str, fingerprint: str | None = None
+    ) -> ExecutionRecord | None:
+        """The execution created earlier with this idempotency key, if any.
+
+        Raises :class:`IdempotencyMismatch` when both that request and this one have a
+        fingerprint and they differ (keys stored without one match any request).
+        """
+        found = self._pending.idempotency.get((scope, key))
+        if found is None:  # not created since the last commit: ask the database
+            row = self.db.execute(
+                "SELECT eid, fingerprint FROM idempotency WHERE scope = ? AND key = ?",
+                (scope, key),
+            ).fetchone()
+            found = (row[0], row[1]) if row else None
+        if found is None:
+            return None
+        eid, earlier = found
+        if fingerprint is not None and earlier is not None and earlier != fingerprint:
+            raise IdempotencyMismatch(eid)
+        return self.get(eid)
 
     def _cache(self, rec: ExecutionRecord) -> None:
         self._records[rec.id] = rec
