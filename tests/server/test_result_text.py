@@ -138,10 +138,16 @@ def test_errors_holding_any_string_are_shown(odd: LocalRuntime) -> None:
         assert "unexpected error" not in odd.logs()
 
 
-def test_valid_surrogate_pairs_are_text(client: httpx.Client) -> None:
-    # A pair of JSON escapes is one character (here U+1F600), not a bad surrogate.
+def test_valid_surrogate_pairs_and_other_text_are_accepted(client: httpx.Client) -> None:
+    # A pair of JSON escapes is one character (here U+1F600), not a bad surrogate; raw
+    # UTF-8 and a UTF-16 body without surrogates are text too.
     did = client.get("/v1/daisies/Print Hello").json()["id"]
-    body = b'{"endpoint": "hello", "arguments": {"name": {"value": "\\ud83d\\ude00"}}}'
-    r = client.post(f"/v1/daisies/{did}/executions", params={"wait": 30}, content=body)
-    assert r.status_code == 201, r.text
-    assert r.json()["result"]["value"] == "Hello \U0001f600!"
+    text = '{"endpoint": "hello", "arguments": {"name": {"value": "h\u00e9 \U0001f600"}}}'
+    for body in (
+        b'{"endpoint": "hello", "arguments": {"name": {"value": "h\\u00e9 \\ud83d\\ude00"}}}',
+        text.encode("utf-8"),
+        text.encode("utf-16"),
+    ):
+        r = client.post(f"/v1/daisies/{did}/executions", params={"wait": 30}, content=body)
+        assert r.status_code == 201, r.text
+        assert r.json()["result"]["value"] == "Hello h\u00e9 \U0001f600!"
