@@ -48,7 +48,9 @@ def require_owner(rt: Runtime, spec: DaisiSpec, user: str | None, action: str) -
     if rt.auth.can_manage_daisi(user, owner=spec.owner):
         return
     if user is None:
-        raise ApiError(401, "unauthorized", f"{action} takes the token of its owner")
+        raise ApiError(
+            401, "unauthorized", f"to {action}, send its owner's token (Authorization: token ...)"
+        )
     raise forbidden(f"only the owner of Daisi {spec.full_name!r} may {action}")
 
 
