@@ -23,5 +23,5 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def echo_runtime() -> Iterator[LocalRuntime]:
     """A runtime serving the test-only Daisies of tests/daisies (Echo)."""
-    with LocalRuntime(TEST_DAISIES) as rt:
+    with LocalRuntime(TEST_DAISIES, extra_args=["--max-workers", "4"]) as rt:
         yield rt

@@ -36,6 +36,16 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _positive_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return x
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``daisi`` command."""
     parser = argparse.ArgumentParser(prog="daisi", description="Call and serve Daisies.")
@@ -58,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=_positive_int, default=1, help="worker processes per Daisi"
     )
     serve.add_argument(
+        "--max-workers",
+        type=_positive_int,
+        help="the most workers a Daisi may have (asked for at run time or in daisi.toml);"
+        " default: the number of CPU cores",
+    )
+    serve.add_argument(
         "--timeout", type=float, default=1800.0, help="time limit per execution, seconds"
     )
     serve.add_argument(
@@ -77,6 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="normal: what was acknowledged survives a crash of the runtime process; "
         "full: also a crash of the machine (an fsync per commit)",
     )
+    serve.add_argument(
+        "--header-timeout",
+        type=_positive_float,
+        default=5.0,
+        help="close a connection whose request headers are not complete after this many seconds",
+    )
+    serve.add_argument(
+        "--limit-concurrency",
+        type=_positive_int,
+        default=1000,
+        help="answer 503 to requests beyond this many open connections or running requests",
+    )
+    serve.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="HTTP parser: httptools when installed (auto), or h11",
+    )
     serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     return parser
 
@@ -87,6 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
         from .server.engine import RuntimeConfig
         from .server.serve import run
         from .server.store import StoreLockedError
+        from .server.workers import MAX_WORKERS
     except ImportError as exc:  # pragma: no cover - depends on the install
         print(
             f"daisi serve needs the server extra: pip install 'daisi-async[server]' ({exc})",
@@ -115,14 +150,34 @@ def _serve(args: argparse.Namespace) -> int:
         sync=args.sync.upper(),
         default_owner=args.owner,
     )
+    if args.max_workers is not None:
+        config.max_workers = args.max_workers
+    if config.max_workers > MAX_WORKERS:
+        print(f"daisi serve: --max-workers can't be over {MAX_WORKERS}", file=sys.stderr)
+        return 2
+    if args.workers > config.max_workers:
+        print(
+            f"daisi serve: --workers {args.workers} is over the cap of {config.max_workers}"
+            " workers per Daisi; lower --workers or raise --max-workers",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        run(config, host=args.host, port=args.port, ready_file=args.ready_file)
+        run(
+            config,
+            host=args.host,
+            port=args.port,
+            ready_file=args.ready_file,
+            header_timeout=args.header_timeout,
+            limit_concurrency=args.limit_concurrency,
+            http=args.http,
+        )
     except KeyboardInterrupt:
         pass
     except StoreLockedError as exc:
         print(f"daisi serve: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
+    except (OSError, ImportError) as exc:  # ImportError: --http httptools without it
         print(f"daisi serve: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -1,7 +1,8 @@
 """Tokens and visibility over raw HTTP: 401 for bad tokens, 404 for what is not yours.
 
-The runtime serves two Daisies written here: a public one and a private one owned by
-alice. Tokens: ``tok-alice`` -> alice, ``tok-bob`` -> bob.
+The runtime serves two Daisies written here: a public one (owner ``local``, the
+default) and a private one owned by alice. Tokens: ``tok-alice`` -> alice, ``tok-bob``
+-> bob, ``tok-local`` -> local.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import pytest
 
 from daisi_async.testing import LocalRuntime
 
-TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}
+TOKENS = {"tok-alice": "alice", "tok-bob": "bob", "tok-local": "local"}
 ALICE = {"Authorization": "token tok-alice"}
 BOB = {"Authorization": "token tok-bob"}
+LOCAL = {"Authorization": "token tok-local"}
 ANON: dict[str, str] = {}
 SEES_PRIVATE = [ALICE, {"Authorization": "Bearer tok-alice"}, {"Authorization": "bearer tok-alice"}]
 NOT_ALICE = [pytest.param(BOB, id="bob"), pytest.param(ANON, id="anonymous")]
@@ -489,3 +491,106 @@ def test_idempotency_keys_are_scoped_to_the_caller(client: httpx.Client, pub: st
     assert [s for s, _ in ids] == [201, 201, 201, 200]
     assert len({e for _, e in ids[:3]}) == 3
     assert ids[3][1] == ids[0][1]
+
+
+# -- changing a Daisi takes its owner's token ----------------------------------------------
+
+
+def pool_size(client: httpx.Client, did: str, headers: dict[str, str]) -> int:
+    r = client.get(f"/v1/daisies/{did}/workers", headers=headers)
+    assert r.status_code == 200, r.text
+    return int(r.json()["number"])
+
+
+def wait_pool(client: httpx.Client, did: str, headers: dict[str, str], n: int) -> None:
+    deadline = time.monotonic() + 30
+    while pool_size(client, did, headers) != n:
+        assert time.monotonic() < deadline, f"the pool did not reach {n} workers"
+        time.sleep(0.05)
+
+
+def test_workers_of_a_public_daisi_change_only_with_its_owners_token(
+    client: httpx.Client, runtime: LocalRuntime, pub: str
+) -> None:
+    before = count_rows(runtime)
+    for body in ({"number": 2}, {"number": 64}, {"number": "x"}, {}):
+        r = client.put(f"/v1/daisies/{pub}/workers", json=body)
+        assert r.status_code == 401, r.text
+        assert r.json()["error"]["code"] == "unauthorized"
+        assert "owner" in r.json()["error"]["message"]
+        r = client.put(f"/v1/daisies/{pub}/workers", json=body, headers=BOB)
+        assert r.status_code == 403, r.text
+        assert r.json()["error"] == {
+            "status": 403,
+            "code": "forbidden",
+            "message": "only the owner of Daisi 'local/Public Greeter' may change the workers"
+            " of a Daisi",
+        }
+    for body in ({"worker_number": 2}, {"worker_number": 64}):
+        r = client.post(f"/daisies/workers/{pub}", json=body)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        r = client.post(f"/daisies/workers/{pub}", json=body, headers=ALICE)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    # Nothing changed, and reading the count is open to everyone who sees the Daisi.
+    for headers in (ANON, BOB, ALICE, LOCAL):
+        assert pool_size(client, pub, headers) == 1
+        r = client.get(f"/daisies/workers/{pub}/number", headers=headers)
+        assert r.status_code == 200 and r.json() == 1
+        assert client.get(f"/daisies/workers/{pub}/status", headers=headers).status_code == 200
+    assert count_rows(runtime) == before
+
+    # The owner may, within the server's cap.
+    r = client.put(f"/v1/daisies/{pub}/workers", json={"number": 2}, headers=LOCAL)
+    assert r.status_code == 200, r.text
+    assert r.json()["number"] == 2
+    cap = client.get("/capabilities").json()["max_workers"]
+    r = client.put(f"/v1/daisies/{pub}/workers", json={"number": cap + 1}, headers=LOCAL)
+    assert r.status_code == 422 and f"1 to {cap}" in r.json()["error"]["message"]
+    r = client.post(f"/daisies/workers/{pub}", json={"worker_number": 1}, headers=LOCAL)
+    assert r.status_code == 200, r.text
+    wait_pool(client, pub, ANON, 1)
+
+
+def test_workers_of_a_private_daisi_change_only_with_its_owners_token(
+    client: httpx.Client, secret: str
+) -> None:
+    for headers in (ANON, BOB, LOCAL):
+        r = client.put(f"/v1/daisies/{secret}/workers", json={"number": 2}, headers=headers)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        r = client.post(f"/daisies/workers/{secret}", json={"worker_number": 2}, headers=headers)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert pool_size(client, secret, ALICE) == 1
+    r = client.put(f"/v1/daisies/{secret}/workers", json={"number": 2}, headers=ALICE)
+    assert r.status_code == 200 and r.json()["number"] == 2
+    r = client.post(f"/daisies/workers/{secret}", json={"worker_number": 1}, headers=ALICE)
+    assert r.status_code == 200, r.text
+    wait_pool(client, secret, ALICE, 1)
+
+
+def test_pydaisi_workers_set_works_for_the_owner_only(
+    runtime: LocalRuntime, client: httpx.Client, pub: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pyd = pytest.importorskip("pydaisi")
+    monkeypatch.setenv("DAISI_BASE_URL", runtime.url)
+    monkeypatch.delenv("DAISI_ACCESS_TOKEN", raising=False)
+    stranger = pyd.Daisi("Public Greeter", access_token="tok-bob")
+    assert "403" in stranger.workers.set(2)
+    anonymous = pyd.Daisi("Public Greeter")
+    assert "401" in anonymous.workers.set(2)
+    assert anonymous.workers.number == 1
+    owner = pyd.Daisi("Public Greeter", access_token="tok-local")
+    assert "2" in owner.workers.set(2)
+    wait_pool(client, pub, ANON, 2)
+    assert owner.workers.number == 2
+    owner.workers.set(1)
+    wait_pool(client, pub, ANON, 1)
+
+
+def test_a_server_without_tokens_lets_anyone_change_workers(tmp_path: Path) -> None:
+    root = write_daisies(tmp_path / "daisies")
+    with LocalRuntime(root) as rt, httpx.Client(base_url=rt.api, timeout=30) as c:
+        did = c.get("/daisies/connect", params={"name": "Public Greeter"}).json()["id"]
+        r = c.put(f"/v1/daisies/{did}/workers", json={"number": 2})
+        assert r.status_code == 200 and r.json()["number"] == 2
+        r = c.post(f"/daisies/workers/{did}", json={"worker_number": 1})
+        assert r.status_code == 200

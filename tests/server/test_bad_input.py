@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +33,8 @@ ERROR_CODES = {
     "payload_too_large",
     "daisi_broken",
     "not_ready",
+    "forbidden",
+    "idempotency_mismatch",
 }
 
 
@@ -123,6 +126,10 @@ def error(r: httpx.Response, status: int, code: str | None = None) -> dict[str, 
     if code is not None:
         assert err["code"] == code, err
     return err
+
+
+def values(**kwargs: Any) -> dict[str, dict[str, Any]]:
+    return {k: {"value": v} for k, v in kwargs.items()}
 
 
 def legacy_submit(ids: dict[str, str], endpoint: str = "compute") -> str:
@@ -217,12 +224,6 @@ def test_wrong_members_are_400_naming_them(
     assert err["param"] == param
 
 
-def test_nan_timeout_in_wait_is_400(client: httpx.Client, done: str) -> None:
-    for raw in (b'{"ids": [], "timeout": NaN}', f'{{"ids": ["{done}"], "timeout": NaN}}'.encode()):
-        err = error(client.post("/v1/executions/wait", content=raw), 400, "bad_request")
-        assert err["param"] == "timeout"
-
-
 def test_wrong_shaped_submission_members(client: httpx.Client, ids: dict[str, str]) -> None:
     path = v1_submit(ids)
     err = error(client.post(path, json={"arguments": {}}), 400, "bad_request")
@@ -250,23 +251,30 @@ def test_wrong_shaped_submission_members(client: httpx.Client, ids: dict[str, st
 
 def test_bad_query_parameters_are_400(client: httpx.Client, ids: dict[str, str], done: str) -> None:
     did = ids["add"]
-    for value in ("abc", "-1", "nan", ""):
-        r = client.get(f"/v1/executions/{done}", params={"wait": value})
-        if value == "":
-            assert r.status_code == 200
-            continue
-        assert "wait" in error(r, 400, "bad_request")["message"]
+    for value in ("abc", "-1", "nan", "NaN", "inf", "-inf", "Infinity", "1e400", "1_0", "0x10"):
+        for path in (f"/v1/executions/{done}", v1_submit(ids), "/v1/executions"):
+            method = "GET" if path.endswith(done) else "POST"
+            r = client.request(method, path, params={"wait": value}, json={"executions": []})
+            err = error(r, 400, "bad_request")
+            assert err["param"] == "wait" and "wait" in err["message"]
+    r = client.get(f"/v1/executions/{done}", params={"wait": ""})
+    assert r.status_code == 200
     for name in ("after", "limit"):
-        for value in ("x", "-3", "1.5"):
+        for value in ("x", "-3", "1.5", "1e3", "+5", "1_0", "\u0663", " ", "0x1"):
             r = client.get(f"/v1/executions/{done}/logs", params={name: value})
-            assert error(r, 400, "bad_request")["param"] == name
-    for value in ("x", "-1"):
+            assert error(r, 400, "bad_request")["param"] == name, value
+    for value in ("x", "-1", "1.5", "1e3", "+2", "\u0663"):
         r = client.get(f"/pebbles/{did}/executions/{done}/logs", params={"limit": value})
         assert error(r, 400, "bad_request")["param"] == "limit"
-    r = client.get("/daisies/collections/all/daisies", params={"page": "one"})
-    error(r, 400, "bad_request")
-    r = client.get(f"/v1/executions/{done}/events", headers={"Last-Event-ID": "abc"})
-    error(r, 400, "bad_request")
+    for name in ("page", "pageSize"):
+        for value in ("one", "0", "-1", "1.5", "2e2", "+1"):
+            r = client.get("/daisies/collections/all/daisies", params={name: value})
+            assert error(r, 400, "bad_request")["param"] == name, (name, value)
+    for value in ("abc", "-4", "1.5", "1e3", "+1"):
+        r = client.get(f"/v1/executions/{done}/events", headers={"Last-Event-ID": value})
+        assert error(r, 400, "bad_request")["param"] == "Last-Event-ID"
+        r = client.get(f"/v1/executions/{done}/events", params={"after": value})
+        assert error(r, 400, "bad_request")["param"] == "after"
     r = client.get("/daisies/connect")
     assert error(r, 400, "bad_request")["param"] == "name"
 
@@ -274,30 +282,110 @@ def test_bad_query_parameters_are_400(client: httpx.Client, ids: dict[str, str],
 def test_huge_numbers_in_query_are_not_500(
     client: httpx.Client, ids: dict[str, str], done: str
 ) -> None:
+    # A count beyond what SQLite holds means "all" (limit) or "nothing after" (after).
     huge = "9" * 40
     r = client.get(f"/v1/executions/{done}/logs", params={"after": huge})
     assert r.status_code == 200 and r.json()["lines"] == []
     r = client.get(f"/v1/executions/{done}/logs", params={"limit": huge})
     assert r.status_code == 200 and r.json()["status"] == "FINISHED"
+    r = client.get(f"/v1/executions/{done}/logs", params={"limit": "0" * 50 + "1"})
+    assert r.status_code == 200 and len(r.json()["lines"]) <= 1
     r = client.get(f"/pebbles/{ids['add']}/executions/{done}/logs", params={"limit": huge})
     assert r.status_code == 200 and r.json() == []
     r = client.get(f"/v1/executions/{done}/events", headers={"Last-Event-ID": huge})
     assert r.status_code == 200 and "id:" not in r.text
-    r = client.get(f"/v1/executions/{done}/events", headers={"Last-Event-ID": "-4"})
+    r = client.get(f"/v1/executions/{done}/events", headers={"Last-Event-ID": "0"})
     assert r.status_code == 200 and r.text.startswith("id: 1\n")
     r = client.get("/daisies/collections/all/daisies", params={"page": huge, "pageSize": huge})
     assert r.status_code == 200 and r.json()["data"]["data"] == []
-    r = client.get(f"/v1/executions/{done}", params={"wait": "1e400"})
+    # Seconds beyond the 60 s cap are the cap; a number no float holds is refused.
+    r = client.get(f"/v1/executions/{done}", params={"wait": "1e300"})
     assert r.status_code == 200 and r.json()["status"] == "FINISHED"
+    r = client.get(f"/v1/executions/{done}", params={"wait": "9" * 401})
+    assert error(r, 400, "bad_request")["param"] == "wait"
 
 
-def test_workers_number_out_of_range_is_422(client: httpx.Client, ids: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"NaN",
+        b"Infinity",
+        b"-Infinity",
+        b"1e400",
+        b"-1e400",
+        b"1" + b"0" * 400,
+        b"-1",
+        b"-0.5",
+        b'"10"',
+        b"true",
+        b"false",
+        b"null",
+        b"[1]",
+        b"{}",
+    ],
+)
+def test_bad_timeout_in_wait_is_400_before_the_stream(
+    client: httpx.Client, done: str, raw: bytes
+) -> None:
+    for ids in (b"[]", f'["{done}"]'.encode()):
+        body = b'{"ids": ' + ids + b', "timeout": ' + raw + b"}"
+        err = error(client.post("/v1/executions/wait", content=body), 400, "bad_request")
+        assert err["param"] == "timeout" and "timeout" in err["message"]
+    # Huge but finite: the 60 s cap, and a whole stream.
+    r = client.post("/v1/executions/wait", json={"ids": [done], "timeout": 10**300})
+    assert r.status_code == 200
+    assert [json.loads(x)["type"] for x in r.text.splitlines()] == ["done", "end"]
+
+
+WORKER_NUMBERS: list[bytes] = [
+    b"0",
+    b"-1",
+    b"65",
+    b"1000000000",
+    b"1" + b"0" * 400,
+    b"NaN",
+    b"Infinity",
+    b"-Infinity",
+    b"1e400",
+    b'"2"',
+    b"2.5",
+    b"1.0",
+    b"null",
+    b"true",
+    b"false",
+    b"[2]",
+    b"{}",
+]
+
+
+@pytest.mark.parametrize("raw", WORKER_NUMBERS, ids=lambda b: b.decode()[:12])
+def test_workers_number_out_of_range_is_422(
+    client: httpx.Client, ids: dict[str, str], raw: bytes
+) -> None:
     did = ids["hello"]
-    for n in (0, -1, 65, 10**9, "2", 2.5, None, True):
+    r = client.post(f"/daisies/workers/{did}", content=b'{"worker_number": ' + raw + b"}")
+    assert error(r, 422, "invalid_arguments")["param"] == "worker_number"
+    r = client.put(f"/v1/daisies/{did}/workers", content=b'{"number": ' + raw + b"}")
+    assert error(r, 422, "invalid_arguments")["param"] == "number"
+    assert client.get(f"/daisies/workers/{did}/number").json() == 1
+
+
+def test_workers_over_the_server_cap_is_422_naming_it(
+    client: httpx.Client, ids: dict[str, str]
+) -> None:
+    did = ids["hello"]
+    cap = client.get("/capabilities").json()["max_workers"]
+    assert cap == (os.cpu_count() or 1)
+    for n in (cap + 1, 64):
         r = client.post(f"/daisies/workers/{did}", json={"worker_number": n})
-        assert error(r, 422, "invalid_arguments")["param"] == "worker_number"
+        err = error(r, 422, "invalid_arguments")
+        assert err["param"] == "worker_number" and f"1 to {cap}" in err["message"]
+        assert "--max-workers" in err["message"]
         r = client.put(f"/v1/daisies/{did}/workers", json={"number": n})
-        assert error(r, 422, "invalid_arguments")["param"] == "number"
+        err = error(r, 422, "invalid_arguments")
+        assert err["param"] == "number" and f"1 to {cap}" in err["message"]
+    r = client.post(f"/daisies/workers/{did}", json={})
+    assert "missing" in error(r, 422, "invalid_arguments")["message"]
     assert client.get(f"/daisies/workers/{did}/number").json() == 1
 
 
@@ -465,6 +553,48 @@ def test_batch_of_bad_items_creates_nothing(client: httpx.Client, ids: dict[str,
     lines = [json.loads(x) for x in r.text.splitlines()]
     assert lines[0]["type"] == "submitted" and all("error" in x for x in lines[0]["results"])
     assert lines[-1] == {"type": "end", "pending": []}
+
+
+@creates(executions=1, blobs=0)
+def test_idempotency_key_reused_for_another_request_is_409(
+    client: httpx.Client, ids: dict[str, str]
+) -> None:
+    key = f"reuse-{uuid.uuid4()}"
+    args = {"firstNumber": {"value": 1}, "secondNumber": {"value": 2}}
+    body = {"endpoint": "compute", "arguments": args}
+    headers = {"Idempotency-Key": key}
+    first = client.post(v1_submit(ids), json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    eid = first.json()["id"]
+    others = [
+        (
+            v1_submit(ids),
+            {"endpoint": "compute", "arguments": {**args, "secondNumber": {"value": 3}}},
+        ),
+        (
+            v1_submit(ids),
+            {"endpoint": "compute", "arguments": values(secondNumber=1, firstNumber=2)},
+        ),
+        (
+            v1_submit(ids),
+            {"endpoint": "compute", "arguments": {**args, "secondNumber": {"value": 2.0}}},
+        ),
+        (f"/v1/daisies/{ids['hello']}/executions", {"endpoint": "hello", "arguments": {}}),
+    ]
+    for path, other in others:
+        err = error(client.post(path, json=other, headers=headers), 409, "idempotency_mismatch")
+        assert key in err["message"] and eid in err["message"]
+    # In a batch, the item with the reused key fails alone.
+    item = {"daisi_id": ids["add"], "idempotency_key": key, **others[0][1]}
+    r = client.post("/v1/executions", json={"executions": [item]})
+    assert r.status_code == 200
+    (result,) = r.json()["results"]
+    assert result["error"]["status"] == 409 and result["error"]["code"] == "idempotency_mismatch"
+    # The same request with the same key is still the first execution; key order and
+    # spacing of the JSON don't matter.
+    same = json.dumps({"arguments": dict(reversed(args.items())), "endpoint": "compute"}, indent=2)
+    r = client.post(v1_submit(ids), content=same.encode(), headers=headers)
+    assert r.status_code == 200 and r.json()["id"] == eid
 
 
 # -- pickle ------------------------------------------------------------------------------

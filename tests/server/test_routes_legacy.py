@@ -1,6 +1,7 @@
 """The legacy routes, exactly as ``pydaisi==0.3.3.0`` calls them, over raw HTTP.
 
-A real ``daisi serve`` process (examples/daisies) answers; the client is plain httpx.
+A real ``daisi serve`` process (examples/daisies, up to 3 workers per Daisi whatever
+the number of cores) answers; the client is plain httpx.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import codecs
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import dill
@@ -22,6 +24,12 @@ from daisi_async.server.registry import NAMESPACE
 from daisi_async.testing import LocalRuntime
 
 TERMINAL = ("FINISHED", "FAILED")
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[LocalRuntime]:
+    with LocalRuntime(EXAMPLES, extra_args=["--max-workers", "3"]) as rt:
+        yield rt
 
 
 @pytest.fixture(scope="module")
@@ -539,6 +547,9 @@ def test_workers_number_status_set(client: httpx.Client, ids: dict[str, str]) ->
     assert r.status_code == 200
     assert r.json()["message"] == "ready_to_update"
 
+    r = client.post(f"{base}/{did}", json={"worker_number": 4})
+    assert r.status_code == 422, r.text
+    assert "1 to 3" in r.json()["error"]["message"]
     r = client.post(f"{base}/{did}", json={"worker_number": 3})
     assert r.status_code == 200, r.text
     assert isinstance(r.json()["message"], str) and "3" in r.json()["message"]

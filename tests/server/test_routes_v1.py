@@ -10,12 +10,14 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import dill
 import httpx
 import pytest
+from tests.server.conftest import EXAMPLES
 
 from daisi_async.testing import LocalRuntime
 
@@ -105,6 +107,7 @@ def test_capabilities(client: httpx.Client) -> None:
         "versions": [1],
         "features": ["blobs", "wait", "multiwait", "events", "batch", "cancel", "idempotency"],
         "max_body_bytes": 1 << 30,
+        "max_workers": os.cpu_count() or 1,
         "inline_result_bytes": 65536,
         "runtime": {"python": platform.python_version(), "dill": dill.__version__},
     }
@@ -660,3 +663,57 @@ def test_workers_get_put(client: httpx.Client, ids: dict[str, str]) -> None:
     r = client.put(f"/v1/daisies/{did}/workers", json={"number": 1})
     assert r.json()["number"] == 1
     assert client.get(f"/v1/daisies/{did}/workers").json()["number"] == 1
+
+
+def test_idempotency_mismatch_leaves_the_first_execution_alone(
+    client: httpx.Client, ids: dict[str, str], runtime: LocalRuntime
+) -> None:
+    key = f"mismatch-{uuid.uuid4()}"
+    headers = {"Idempotency-Key": key}
+    before = count_executions(runtime)
+    first = submit(
+        client, ids["add"], "compute", values(firstNumber=1, secondNumber=2), headers=headers
+    )
+    r = client.post(
+        f"/v1/daisies/{ids['add']}/executions",
+        json={"endpoint": "compute", "arguments": values(firstNumber=5, secondNumber=5)},
+        headers=headers,
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "idempotency_mismatch"
+    assert count_executions(runtime) == before + 1
+    assert wait_for(client, first["id"])["status"] == "FINISHED"
+    again = submit(
+        client, ids["add"], "compute", values(firstNumber=1, secondNumber=2),
+        headers=headers, wait=30, expect=200,
+    )  # fmt: skip
+    assert again["id"] == first["id"] and again["result"]["value"] == 3
+
+
+def test_idempotency_keys_of_a_store_without_fingerprints_still_work(
+    tmp_path: Path,
+) -> None:
+    examples = EXAMPLES
+    store = tmp_path / "store"
+    args = values(firstNumber=1, secondNumber=2)
+    with LocalRuntime(examples, store=store) as rt, httpx.Client(base_url=rt.api) as c:
+        did = c.get("/v1/daisies/Add Two Numbers").json()["id"]
+        old = submit(c, did, "compute", args, headers={"Idempotency-Key": "old"})
+    # As a store written before fingerprints were kept.
+    db = sqlite3.connect(store / "daisi.sqlite3")
+    db.execute("ALTER TABLE idempotency DROP COLUMN fingerprint")
+    db.close()
+    with LocalRuntime(examples, store=store) as rt, httpx.Client(base_url=rt.api) as c:
+        # An old key has no fingerprint: it answers its execution, whatever comes.
+        other = values(firstNumber=7, secondNumber=7)
+        again = submit(c, did, "compute", other, headers={"Idempotency-Key": "old"}, expect=200)
+        assert again["id"] == old["id"]
+        # New keys are checked.
+        submit(c, did, "compute", args, headers={"Idempotency-Key": "new"})
+        r = c.post(
+            f"/v1/daisies/{did}/executions",
+            json={"endpoint": "compute", "arguments": other},
+            headers={"Idempotency-Key": "new"},
+        )
+        assert r.status_code == 409 and r.json()["error"]["code"] == "idempotency_mismatch"
+        assert "unexpected error" not in rt.logs()

@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator, Callable
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount
 
 from .._wire import API_PREFIX
 from . import routes_legacy, routes_v1
 from .engine import Runtime, RuntimeConfig
 from .errors import ApiError
-from .http import error_response
+from .http import error_response, json_response
 from .store import StorageError, Store
 
 log = logging.getLogger("daisi_async.server")
@@ -29,28 +29,27 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _storage_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StorageError)
-    return JSONResponse(
-        {"error": {"status": exc.status, "code": exc.code, "message": exc.message}},
-        status_code=exc.status,
-        headers={"retry-after": "1"},
+    response = json_response(
+        {"error": {"status": exc.status, "code": exc.code, "message": exc.message}}, exc.status
     )
+    response.headers["retry-after"] = "1"
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
     message = "no such route" if exc.status_code == 404 else str(exc.detail)
-    return JSONResponse(
+    return json_response(
         {"error": {"status": exc.status_code, "code": code, "message": message}},
-        status_code=exc.status_code,
+        exc.status_code,
     )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return JSONResponse(
-        {"error": {"status": 500, "code": "internal", "message": f"internal error: {exc!r}"}},
-        status_code=500,
+    return json_response(
+        {"error": {"status": 500, "code": "internal", "message": f"internal error: {exc!r}"}}, 500
     )
 
 

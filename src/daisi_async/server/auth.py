@@ -6,7 +6,9 @@ lines ``TOKEN USER`` (``#`` starts a comment). Requests carry
 
 Rules: public Daisies are callable by anyone; a private Daisi is visible only to its
 owner (everyone else gets 404, as if it did not exist); an execution is visible to the
-user who made it, and anonymous executions to anyone who knows their id.
+user who made it, and anonymous executions to anyone who knows their id. Changing a
+Daisi (its number of workers) takes its owner's token; a server without tokens has a
+single anonymous user, who owns everything.
 """
 
 from __future__ import annotations
@@ -70,6 +72,17 @@ class Auth:
     def can_see_daisi(user: str | None, *, owner: str, public: bool) -> bool:
         """Whether ``user`` may see and call a Daisi."""
         return public or (user is not None and user.lower() == owner.lower())
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the server has tokens (else every caller is the one anonymous user)."""
+        return bool(self._tokens)
+
+    def can_manage_daisi(self, user: str | None, *, owner: str) -> bool:
+        """Whether ``user`` may change a Daisi's settings, such as its number of workers."""
+        if not self.enabled:
+            return True
+        return user is not None and user.lower() == owner.lower()
 
     @staticmethod
     def can_see_execution(user: str | None, creator: str | None) -> bool:

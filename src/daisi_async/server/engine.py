@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -26,8 +27,17 @@ from .._wire import (
 from .auth import Auth
 from .errors import ApiError, invalid_arguments, not_found
 from .registry import ArgumentsError, DaisiSpec, Registry, load_daisies
-from .store import Blob, Event, ExecutionRecord, StorageError, Store, valid_key
-from .workers import DaisiImportError, Job, Outcome, WorkerPool
+from .store import (
+    Blob,
+    Event,
+    ExecutionRecord,
+    IdempotencyMismatch,
+    StorageError,
+    Store,
+    request_fingerprint,
+    valid_key,
+)
+from .workers import MAX_WORKERS, DaisiImportError, Job, Outcome, WorkerPool
 
 log = logging.getLogger("daisi_async.server")
 
@@ -53,6 +63,8 @@ class RuntimeConfig:
     a crash of the machine (one fsync per commit)."""
     base_url: str = ""
     default_owner: str = "local"
+    max_workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, MAX_WORKERS))
+    """The most workers a Daisi's pool may have (``--max-workers``; pools start clamped)."""
 
 
 def error_text(error: Mapping[str, str] | None) -> str:
@@ -104,7 +116,7 @@ class Runtime:
             name=spec.full_name,
             directory=spec.path,
             entry=spec.entry or "app.py",
-            size=spec.workers or self.config.workers,
+            size=self._pool_size(spec),
             env=env,
             memory_limit=spec.memory or self.config.memory_limit,
             on_log=self._on_log,
@@ -117,6 +129,16 @@ class Runtime:
             await pool.close()
             return
         self.pools[spec.id] = pool
+
+    def _pool_size(self, spec: DaisiSpec) -> int:
+        size = spec.workers or self.config.workers
+        if size > self.config.max_workers:
+            log.warning(
+                "Daisi %s asks for %d workers; starting %d (this server's --max-workers)",
+                spec.full_name, size, self.config.max_workers,
+            )  # fmt: skip
+            size = self.config.max_workers
+        return size
 
     async def stop(self) -> None:
         """Stop running work (it stays RUNNING in the store: a restart marks it)."""
@@ -250,12 +272,27 @@ class Runtime:
         Call :meth:`Store.commit` before answering: then the execution is durable.
         """
         scope = (user or "", idempotency_key) if idempotency_key else None
+        fingerprint = request_fingerprint(spec.id, endpoint, args) if scope else None
         if scope is not None:
-            earlier = self.store.idempotent(*scope)
+            try:
+                earlier = self.store.idempotent(*scope, fingerprint)
+            except IdempotencyMismatch as exc:
+                raise ApiError(
+                    409,
+                    "idempotency_mismatch",
+                    f"the idempotency key {idempotency_key!r} was already used with a different"
+                    f" request ({exc}); use a new key for a new request",
+                ) from None
             if earlier is not None:
                 return earlier, False
         rec = self.store.create(
-            daisi_id=spec.id, endpoint=endpoint, owner=user, args=args, eid=eid, idempotency=scope
+            daisi_id=spec.id,
+            endpoint=endpoint,
+            owner=user,
+            args=args,
+            eid=eid,
+            idempotency=scope,
+            fingerprint=fingerprint,
         )
         self._schedule(rec)
         return rec, True
@@ -397,7 +434,7 @@ class Runtime:
             raise not_found(f"no execution with id {eid!r}")
         if rec.status.is_terminal or timeout == 0:
             return rec
-        self._check_storage(rec)
+        self.check_storage(rec)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_event(r: ExecutionRecord, ev: Event | None) -> None:
@@ -422,7 +459,7 @@ class Runtime:
     def _storage_failure(self) -> StorageError:
         return self.store.failure or StorageError("the store could not be written", full=False)
 
-    def _check_storage(self, rec: ExecutionRecord) -> None:
+    def check_storage(self, rec: ExecutionRecord) -> None:
         """Raise the storage error if ``rec`` has changes the failing store holds back
         (after one more try: the disk may work again)."""
         if self.store.failure is not None and rec.latest is not rec.status:

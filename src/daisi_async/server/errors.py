@@ -32,6 +32,11 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", what)
 
 
+def forbidden(message: str) -> ApiError:
+    """A 403: the caller is known and may see the thing, but may not do this to it."""
+    return ApiError(403, "forbidden", message)
+
+
 def bad_request(message: str, *, param: str | None = None) -> ApiError:
     """A 400 for a malformed request."""
     return ApiError(400, "bad_request", message, param=param)

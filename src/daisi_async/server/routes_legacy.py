@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from typing import Any
 
@@ -15,14 +14,17 @@ from .._wire import LOOKUP_PREFIX, ExecutionStatus
 from .engine import Runtime, error_text
 from .errors import ApiError, bad_request, not_found
 from .http import (
-    MAX_SQL_INT,
+    asked_workers,
     b64decode,
     b64encode,
     caller,
     dill_b64,
+    dumps,
     expect_object,
     json_response,
+    query_int,
     read_json,
+    require_owner,
     runtime,
 )
 from .registry import DaisiSpec
@@ -91,15 +93,9 @@ async def status(request: Request) -> Response:
 
 async def logs(request: Request) -> Response:
     rt, rec = _execution(request)
-    limit_raw = request.query_params.get("limit")
-    if limit_raw:
-        try:
-            limit = int(limit_raw)
-        except ValueError:
-            raise bad_request("query parameter 'limit' must be an integer", param="limit") from None
-        if limit < 0:
-            raise bad_request("query parameter 'limit' must be >= 0", param="limit")
-        return json_response(rt.store.last_lines(rec.id, min(limit, MAX_SQL_INT)))
+    limit = query_int(request, "limit", default=-1)
+    if limit >= 0:
+        return json_response(rt.store.last_lines(rec.id, limit))
     return json_response([ev.data for ev in rt.store.events(rec.id, kind="log")])
 
 
@@ -115,7 +111,7 @@ def _legacy_result(rt: Runtime, rec: ExecutionRecord, download: bool) -> str | N
         return b64encode(blob.read()) if blob else None
     if rec.status.is_terminal:
         failure = {"label": "ERROR", "data": error_text(rec.error)}
-        return dill_b64(failure) if download else json.dumps(failure)
+        return dill_b64(failure) if download else dumps(failure)
     return None
 
 
@@ -205,11 +201,8 @@ async def results_map(request: Request) -> Response:
 async def catalogue(request: Request) -> Response:
     rt = runtime(request)
     user = caller(request)
-    try:
-        page = max(1, int(request.query_params.get("page", "1")))
-        size = max(1, min(1000, int(request.query_params.get("pageSize", "100"))))
-    except ValueError:
-        raise bad_request("'page' and 'pageSize' must be integers") from None
+    page = query_int(request, "page", default=1, minimum=1)
+    size = query_int(request, "pageSize", default=100, minimum=1, maximum=1000)
     daisies = [
         {"id": s.id, "name": s.name, "owner": s.owner, "description": s.description}
         for s in rt.registry.all()
@@ -219,8 +212,10 @@ async def catalogue(request: Request) -> Response:
     return json_response({"data": {"data": chunk, "total": len(daisies), "page": page}})
 
 
-def _pool(request: Request) -> Any:
-    rt, spec, _ = _daisi(request)
+def _pool(request: Request, *, change: bool = False) -> Any:
+    rt, spec, user = _daisi(request)
+    if change:
+        require_owner(rt, spec, user, "change the workers of a Daisi")
     pool = rt.pools.get(spec.id)
     if pool is None:
         raise ApiError(
@@ -238,16 +233,9 @@ async def workers_status(request: Request) -> Response:
 
 
 async def workers_set(request: Request) -> Response:
-    pool = _pool(request)
+    pool = _pool(request, change=True)
     body = expect_object(await read_json(request), "the body")
-    n = body.get("worker_number")
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 64:
-        raise ApiError(
-            422,
-            "invalid_arguments",
-            "'worker_number' must be an integer from 1 to 64",
-            param="worker_number",
-        )
+    n = asked_workers(runtime(request), body, "worker_number")
     asyncio.get_running_loop().create_task(pool.resize(n))
     return json_response({"message": f"Setting the number of workers to {n}"})
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import platform
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,15 +18,21 @@ from .._wire import MAX_WAIT_SECONDS, ExecutionStatus
 from .engine import INLINE_RESULT_BYTES, Runtime
 from .errors import ApiError, bad_request, not_found
 from .http import (
-    MAX_SQL_INT,
+    asked_workers,
     bounded_stream,
     caller,
+    dumps,
     execution_json,
     expect_object,
     json_response,
+    json_seconds,
+    json_text_bytes,
+    parse_int,
+    query_int,
+    query_seconds,
     read_json,
+    require_owner,
     runtime,
-    wait_seconds,
 )
 from .store import Blob, BlobTooLarge, Event, ExecutionRecord, Store
 
@@ -45,6 +50,7 @@ async def capabilities(request: Request) -> Response:
             "versions": [1],
             "features": FEATURES,
             "max_body_bytes": rt.config.max_body_bytes,
+            "max_workers": rt.config.max_workers,
             "inline_result_bytes": INLINE_RESULT_BYTES,
             "runtime": {"python": platform.python_version(), "dill": str(dill.__version__)},
         }
@@ -139,7 +145,7 @@ def _submit_item(
 async def submit_one(request: Request) -> Response:
     rt = runtime(request)
     user = caller(request)
-    wait = wait_seconds(request)
+    wait = query_seconds(request, "wait", cap=MAX_WAIT_SECONDS)
     body = await read_json(request)
     rec, created = _submit_item(
         rt,
@@ -149,6 +155,7 @@ async def submit_one(request: Request) -> Response:
         key=request.headers.get("idempotency-key"),
     )
     await rt.store.commit()
+    rt.store.check_saved(rec)
     if wait:
         rec = await rt.wait(rec.id, timeout=wait)
     return json_response(execution_json(rt, rec, with_result=wait > 0), 201 if created else 200)
@@ -157,7 +164,7 @@ async def submit_one(request: Request) -> Response:
 async def submit_batch(request: Request) -> Response:
     rt = runtime(request)
     user = caller(request)
-    wait = wait_seconds(request)
+    wait = query_seconds(request, "wait", cap=MAX_WAIT_SECONDS)
     body = expect_object(await read_json(request), "the body")
     items = body.get("executions")
     if not isinstance(items, list):
@@ -165,16 +172,23 @@ async def submit_batch(request: Request) -> Response:
     if len(items) > MAX_BATCH:
         raise ApiError(413, "payload_too_large", f"at most {MAX_BATCH} executions per batch")
     results: list[dict[str, Any]] = []
-    ids: list[str] = []
+    made: list[tuple[int, ExecutionRecord]] = []
     for item in items:
         try:
             rec, created = _submit_item(rt, item, user)
         except ApiError as exc:
             results.append({"error": exc.to_json()})
             continue
-        ids.append(rec.id)
+        made.append((len(results), rec))
         results.append({"execution": execution_json(rt, rec), "created": created})
     await rt.store.commit()
+    ids: list[str] = []
+    for i, rec in made:
+        if rt.store.saved(rec):
+            ids.append(rec.id)
+        else:
+            message = f"execution {rec.id} could not be stored"
+            results[i] = {"error": {"status": 503, "code": "storage_error", "message": message}}
     if not wait:
         return json_response({"results": results})
     first = {"type": "submitted", "results": results}
@@ -182,7 +196,7 @@ async def submit_batch(request: Request) -> Response:
 
 
 def _line(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+    return dumps(obj).encode("ascii") + b"\n"
 
 
 async def _ndjson_waits(
@@ -206,21 +220,21 @@ async def wait_many(request: Request) -> Response:
         raise bad_request("'ids' must be a list of execution ids", param="ids")
     if len(ids) > MAX_BATCH:
         raise ApiError(413, "payload_too_large", f"at most {MAX_BATCH} ids per wait")
-    timeout = body.get("timeout", MAX_WAIT_SECONDS)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
-        raise bad_request("'timeout' must be a number of seconds", param="timeout")
+    timeout = json_seconds(body, "timeout", default=MAX_WAIT_SECONDS, cap=MAX_WAIT_SECONDS)
     known: list[str] = []
     errors: list[bytes] = []
     for eid in dict.fromkeys(ids):
         try:
-            known.append(rt.execution(eid, user).id)
+            rec = rt.execution(eid, user)
+            rt.check_storage(rec)  # a failing store answers at once, not mid-stream
+            known.append(rec.id)
         except ApiError as exc:
             errors.append(_line({"type": "error", "id": eid, "error": exc.to_json()}))
 
     async def stream() -> AsyncIterator[bytes]:
         for line in errors:
             yield line
-        async for chunk in _ndjson_waits(rt, known, min(float(timeout), MAX_WAIT_SECONDS)):
+        async for chunk in _ndjson_waits(rt, known, timeout):
             yield chunk
 
     return StreamingResponse(stream(), media_type="application/x-ndjson")
@@ -229,7 +243,7 @@ async def wait_many(request: Request) -> Response:
 async def get_execution(request: Request) -> Response:
     rt = runtime(request)
     rec = rt.execution(request.path_params["eid"], caller(request))
-    wait = wait_seconds(request)
+    wait = query_seconds(request, "wait", cap=MAX_WAIT_SECONDS)
     if wait:
         rec = await rt.wait(rec.id, timeout=wait)
     want = wait > 0 or request.query_params.get("result") in ("1", "true")
@@ -244,45 +258,32 @@ async def get_result(request: Request) -> Response:
             409, "not_ready", f"execution {rec.id} is {rec.status.value}; it has no result"
         )
     if rec.result_json is not None:
-        return Response(rec.result_json, media_type="application/json")
+        return Response(json_text_bytes(rec.result_json), media_type="application/json")
     return _blob_response(rt.store, rec.result_key, "application/x-dill")
 
 
 async def get_logs(request: Request) -> Response:
     rt = runtime(request)
     rec = rt.execution(request.path_params["eid"], caller(request))
-    after = _int_param(request, "after", 0)
-    limit = _int_param(request, "limit", 10_000)
+    after = query_int(request, "after", default=0)
+    limit = query_int(request, "limit", default=10_000)
     events = rt.store.events(rec.id, after=after, kind="log", limit=limit)
     return json_response({"status": rec.status.value, "lines": [e.to_json() for e in events]})
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(f"query parameter {name!r} must be an integer", param=name) from None
-    if value < 0:
-        raise bad_request(f"query parameter {name!r} must be >= 0", param=name)
-    return min(value, MAX_SQL_INT)
-
-
 def _sse(ev: Event) -> bytes:
-    data = json.dumps(ev.to_json(), separators=(",", ":"))
+    data = dumps(ev.to_json())
     return f"id: {ev.seq}\nevent: {ev.kind}\ndata: {data}\n\n".encode()
 
 
 async def events(request: Request) -> Response:
     rt = runtime(request)
     rec = rt.execution(request.path_params["eid"], caller(request))
-    last = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-    try:
-        after = max(0, min(int(last), MAX_SQL_INT))
-    except ValueError:
-        raise bad_request("Last-Event-ID must be an integer sequence number") from None
+    header = request.headers.get("last-event-id")
+    if header:
+        after = parse_int(header, "Last-Event-ID", default=0)
+    else:
+        after = query_int(request, "after", default=0)
 
     async def stream() -> AsyncIterator[bytes]:
         seq = after
@@ -324,6 +325,8 @@ async def workers(request: Request) -> Response:
     rt = runtime(request)
     user = caller(request)
     spec = rt.visible(rt.registry.get(request.path_params["daisi_id"]), user)
+    if request.method == "PUT":
+        require_owner(rt, spec, user, "change the workers of a Daisi")
     pool = rt.pools.get(spec.id)
     if pool is None:
         raise ApiError(
@@ -331,11 +334,7 @@ async def workers(request: Request) -> Response:
         )
     if request.method == "PUT":
         body = expect_object(await read_json(request), "the body")
-        n = body.get("number")
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 64:
-            raise ApiError(
-                422, "invalid_arguments", "'number' must be an integer from 1 to 64", param="number"
-            )
+        n = asked_workers(rt, body, "number")
         await pool.resize(n)
     return json_response({"number": pool.size, "status": pool.status})
 

@@ -12,6 +12,7 @@ import uvicorn
 
 from .app import create_app
 from .engine import RuntimeConfig
+from .header_timeout import protocol_class
 from .store import Store
 
 
@@ -36,13 +37,27 @@ def url_of(sock: socket.socket) -> str:
 
 
 async def serve(
-    config: RuntimeConfig, *, host: str, port: int, ready_file: Path | None = None
+    config: RuntimeConfig,
+    *,
+    host: str,
+    port: int,
+    ready_file: Path | None = None,
+    header_timeout: float = 5.0,
+    limit_concurrency: int | None = 1000,
+    http: str = "auto",
 ) -> None:
     """Serve until SIGINT/SIGTERM; write ``{"url", "pid"}`` to ``ready_file`` once ready.
+
+    A connection that has not sent complete request headers ``header_timeout`` seconds
+    after opening (or after the first byte of its next request) gets 408 and is closed;
+    a request arriving while ``limit_concurrency`` connections are open (or requests
+    running) gets 503 at once. ``http``: the parser, ``"auto"`` (httptools when
+    installed), ``"h11"`` or ``"httptools"``.
 
     The store is opened first: a second server on the same store stops here with
     :class:`~.store.StoreLockedError`, before it binds a port.
     """
+    protocol = protocol_class(header_timeout=header_timeout, prefer=http)
     store = Store(config.store_dir, synchronous=config.sync)
     store.open()
     try:
@@ -63,6 +78,8 @@ async def serve(
     server = uvicorn.Server(
         uvicorn.Config(
             app,
+            http=protocol,
+            limit_concurrency=limit_concurrency,
             log_level="warning",
             access_log=False,
             lifespan="on",
@@ -73,6 +90,25 @@ async def serve(
     await server.serve(sockets=[sock])
 
 
-def run(config: RuntimeConfig, *, host: str, port: int, ready_file: Path | None = None) -> None:
+def run(
+    config: RuntimeConfig,
+    *,
+    host: str,
+    port: int,
+    ready_file: Path | None = None,
+    header_timeout: float = 5.0,
+    limit_concurrency: int | None = 1000,
+    http: str = "auto",
+) -> None:
     """Blocking entry point used by the CLI; uvicorn stops cleanly on SIGINT and SIGTERM."""
-    asyncio.run(serve(config, host=host, port=port, ready_file=ready_file))
+    asyncio.run(
+        serve(
+            config,
+            host=host,
+            port=port,
+            ready_file=ready_file,
+            header_timeout=header_timeout,
+            limit_concurrency=limit_concurrency,
+            http=http,
+        )
+    )

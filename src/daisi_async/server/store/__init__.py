@@ -11,7 +11,7 @@ from .blobs import INLINE_BLOB_BYTES, BlobTooLarge, valid_key
 from .errors import StorageError, storable_text
 from .lock import StoreLock, StoreLockedError
 from .records import Blob, Event, ExecutionRecord
-from .store import STORAGE_FAILED, Listener, Store
+from .store import STORAGE_FAILED, IdempotencyMismatch, Listener, Store, request_fingerprint
 
 __all__ = [
     "INLINE_BLOB_BYTES",
@@ -20,11 +20,13 @@ __all__ = [
     "BlobTooLarge",
     "Event",
     "ExecutionRecord",
+    "IdempotencyMismatch",
     "Listener",
     "StorageError",
     "Store",
     "StoreLock",
     "StoreLockedError",
+    "request_fingerprint",
     "storable_text",
     "valid_key",
 ]

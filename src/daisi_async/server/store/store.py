@@ -10,6 +10,7 @@ escaped on the way in: one Daisi's output can never fail another's writes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -26,7 +27,7 @@ from .lock import StoreLock
 from .records import Blob, Event, ExecutionRecord
 from .writer import GroupWriter, Op
 
-__all__ = ["Listener", "Store"]
+__all__ = ["IdempotencyMismatch", "Listener", "Store", "request_fingerprint"]
 
 STORAGE_FAILED = "daisi.StorageError"
 _CACHE_TERMINAL = 50_000
@@ -70,6 +71,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
     eid TEXT NOT NULL,
+    fingerprint TEXT,
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
 """
@@ -79,6 +81,28 @@ _INSERT_BLOB = (
     "INSERT OR REPLACE INTO blobs (key, size, data, path, owner, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
+
+
+class IdempotencyMismatch(Exception):
+    """An idempotency key came back with a different request than the first time."""
+
+    def __init__(self, eid: str) -> None:
+        super().__init__(f"the key was first used for execution {eid}")
+        self.eid = eid
+
+
+def request_fingerprint(daisi_id: str, endpoint: str, args: dict[str, dict[str, Any]]) -> str:
+    """The SHA-256 of a submission's canonical JSON: equal requests, equal fingerprints.
+
+    Example:
+        >>> request_fingerprint("d", "f", {}) == request_fingerprint("d", "f", {})
+        True
+    """
+    canonical = json.dumps(
+        [daisi_id, endpoint, args], sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
 
 Listener = Callable[[ExecutionRecord, Event | None], None]
 """Called after each committed event of an execution; with ``None`` when the storage
@@ -102,7 +126,8 @@ class Store:
         self._records: OrderedDict[str, ExecutionRecord] = OrderedDict()
         self._unsaved: dict[str, ExecutionRecord] = {}  # created, creation not committed
         self._listeners: dict[str, list[Listener]] = {}
-        self._idempotency: dict[tuple[str, str], str] = {}  # not yet committed
+        # keys of creations not yet committed -> (execution id, request fingerprint)
+        self._idempotency: dict[tuple[str, str], tuple[str, str | None]] = {}
         self._data_failed: set[str] = set()
         self._writer = GroupWriter(
             lambda: self.db,
@@ -126,6 +151,9 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous}")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
+            if "fingerprint" not in columns:  # a store made before fingerprints were kept
+                db.execute("ALTER TABLE idempotency ADD COLUMN fingerprint TEXT")
         except BaseException:
             self._lock.release()
             self._lock = None
@@ -191,9 +219,13 @@ class Store:
         """Commit every queued change now (outside the event loop, or at shutdown)."""
         self._writer.flush()
 
+    def saved(self, rec: ExecutionRecord) -> bool:
+        """After :meth:`commit`: whether ``rec``'s creation was stored."""
+        return rec.id not in self._unsaved and self._records.get(rec.id) is rec
+
     def check_saved(self, rec: ExecutionRecord) -> None:
         """After :meth:`commit`: raise if ``rec``'s creation could not be stored."""
-        if rec.id in self._unsaved or self._records.get(rec.id) is not rec:
+        if not self.saved(rec):
             raise StorageError(f"execution {rec.id} could not be stored", full=False)
 
     def _data_error(self, eid: str, exc: BaseException) -> None:
@@ -229,8 +261,13 @@ class Store:
         args: dict[str, dict[str, Any]],
         eid: str | None = None,
         idempotency: tuple[str, str] | None = None,
+        fingerprint: str | None = None,
     ) -> ExecutionRecord:
-        """Record a new QUEUED execution (durable after :meth:`commit`)."""
+        """Record a new QUEUED execution (durable after :meth:`commit`).
+
+        ``idempotency`` is ``(scope, key)``; ``fingerprint`` (see
+        :func:`request_fingerprint`) is kept with it for :meth:`idempotent`.
+        """
         now = time.time()
         rec = ExecutionRecord(
             id=eid or str(uuid.uuid4()),
@@ -251,11 +288,11 @@ class Store:
             (_INSERT_EVENT, (rec.id, 1, "status", None, rec.status.value, now)),
         ]
         if idempotency is not None:
-            self._idempotency[idempotency] = rec.id
+            self._idempotency[idempotency] = (rec.id, fingerprint)
             statements.append(
                 (
-                    "INSERT INTO idempotency (scope, key, eid) VALUES (?, ?, ?)",
-                    (idempotency[0], idempotency[1], rec.id),
+                    "INSERT INTO idempotency (scope, key, eid, fingerprint) VALUES (?, ?, ?, ?)",
+                    (idempotency[0], idempotency[1], rec.id, fingerprint),
                 )
             )
 
@@ -315,15 +352,30 @@ class Store:
         self._cache(rec)
         return rec
 
-    def idempotent(self, scope: str, key: str) -> ExecutionRecord | None:
-        """The execution created earlier with this idempotency key, if any."""
-        pending = self._idempotency.get((scope, key))
-        if pending is not None:  # created, not yet committed: the same record
-            return self._records.get(pending)
-        row = self.db.execute(
-            "SELECT eid FROM idempotency WHERE scope = ? AND key = ?", (scope, key)
-        ).fetchone()
-        return self.get(row[0]) if row else None
+    def idempotent(
+        self, scope: str, key: str, fingerprint: str | None = None
+    ) -> ExecutionRecord | None:
+        """The execution created earlier with this idempotency key, if any.
+
+        Raises :class:`IdempotencyMismatch` when both that request and this one have a
+        fingerprint and they differ (keys stored without one match any request).
+        """
+        found = self._idempotency.get((scope, key))
+        if found is not None:  # created, not yet committed: the same record
+            eid, earlier = found
+            rec = self._records.get(eid)
+        else:
+            row = self.db.execute(
+                "SELECT eid, fingerprint FROM idempotency WHERE scope = ? AND key = ?",
+                (scope, key),
+            ).fetchone()
+            if row is None:
+                return None
+            eid, earlier = row
+            rec = self.get(eid)
+        if fingerprint is not None and earlier is not None and earlier != fingerprint:
+            raise IdempotencyMismatch(eid)
+        return rec
 
     def _cache(self, rec: ExecutionRecord) -> None:
         self._records[rec.id] = rec
