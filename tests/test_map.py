@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daisi_async import AsyncDaisi, DaisiExecutionError, ExecutionStatus
+from daisi_async import AsyncDaisi, DaisiExecutionError, DaisiSerializationError, ExecutionStatus
 from daisi_async.testing import LocalRuntime
 
 pytestmark = pytest.mark.anyio
@@ -68,3 +68,26 @@ async def test_map_binds_arguments_before_sending(echo_runtime: LocalRuntime) ->
         assert run.executions == []
         assert await run == [2]
         assert await run.executions[0].status() is ExecutionStatus.FINISHED
+
+
+async def test_a_failed_submission_is_one_error_not_a_group(echo_runtime: LocalRuntime) -> None:
+    """An item that can't be sent fails its own execution, as any failure does."""
+    unsendable = (x for x in [1])
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        out = await d.map("echo", [1, unsendable, 3], return_exceptions=True)
+        assert out[0] == 1 and out[2] == 3
+        assert isinstance(out[1], DaisiSerializationError)
+        with pytest.raises(DaisiSerializationError, match="argument 'value'"):
+            await d.map("echo", [1, unsendable, unsendable, 3], max_concurrency=4)
+        with pytest.raises(DaisiSerializationError):
+            await d.map("echo", [unsendable, 2], ordered=False)
+        values = [v async for v in d.as_completed("echo", [1, unsendable], return_exceptions=True)]
+        assert sorted(type(v).__name__ for v in values) == ["DaisiSerializationError", "int"]
+        assert await d.map("echo", [4, 5]) == [4, 5]
+
+
+async def test_as_completed_with_a_failure_is_one_error(echo_runtime: LocalRuntime) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        with pytest.raises(DaisiExecutionError):
+            async for _ in d.as_completed("add", [("x", 1), (1, 1)]):
+                pass
