@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from daisi_async import AsyncDaisi, DaisiExecutionError, DaisiSerializationError, ExecutionStatus
@@ -34,7 +35,15 @@ async def test_as_completed_yields_in_completion_order(echo_runtime: LocalRuntim
     async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
         await d.workers.set(3)
         try:
-            delays = [0.9, 0.1, 0.5]
+            # Three warm workers first (a loaded machine starts them slowly), then runs
+            # whose lengths differ by far more than the scheduling noise.
+            with anyio.fail_after(60):
+                for _ in range(600):  # a remote state: polled
+                    if await d.workers.status() != "increasing":
+                        break
+                    await anyio.sleep(0.1)
+                await d.map("sleep", [0.3, 0.3, 0.3], max_concurrency=3)
+            delays = [2.0, 0.1, 1.0]
             order = [v async for v in d.as_completed("sleep", delays, max_concurrency=3)]
         finally:
             await d.workers.set(1)
