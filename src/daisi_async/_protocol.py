@@ -68,6 +68,23 @@ class RemoteState:
     error: dict[str, str] | None = None
     result: dict[str, Any] | None = None  # protocol-specific handle on the result
 
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> RemoteState:
+        """A v1 Execution object (``TypeError`` / ``ValueError`` / ``KeyError`` if it is
+        not one: dialects read replies under :func:`~._transport.reply_errors`)."""
+        error = body.get("error")
+        result = body.get("result")
+        if error is not None and not isinstance(error, dict):
+            raise TypeError(f"an execution's error must be an object, not {error!r}")
+        if result is not None and not isinstance(result, dict):
+            raise TypeError(f"an execution's result must be an object, not {result!r}")
+        return cls(
+            id=str(body["id"]),
+            status=ExecutionStatus(body["status"]),
+            error=None if error is None else {str(k): _text(v) for k, v in error.items()},
+            result=result,
+        )
+
     def raise_for_failure(self) -> None:
         """Raise the error of a FAILED or CANCELLED execution."""
         if self.status is ExecutionStatus.CANCELLED:
@@ -89,6 +106,10 @@ class RemoteState:
                 message=message,
                 traceback=err.get("traceback", ""),
             )
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def new_key() -> str:

@@ -36,27 +36,6 @@ STREAM_TIMEOUT = httpx.Timeout(30.0, read=MAX_WAIT_SECONDS + 30.0, connect=10.0)
 EVENT_TIMEOUT = httpx.Timeout(30.0, read=None, connect=10.0)
 
 
-def state_from_json(body: Mapping[str, Any]) -> RemoteState:
-    """A v1 Execution object as a :class:`RemoteState` (``TypeError`` / ``ValueError`` /
-    ``KeyError`` if it is not one: callers read replies under :func:`reply_errors`)."""
-    error = body.get("error")
-    result = body.get("result")
-    if error is not None and not isinstance(error, dict):
-        raise TypeError(f"an execution's error must be an object, not {error!r}")
-    if result is not None and not isinstance(result, dict):
-        raise TypeError(f"an execution's result must be an object, not {result!r}")
-    return RemoteState(
-        id=str(body["id"]),
-        status=ExecutionStatus(body["status"]),
-        error=None if error is None else {str(k): _text(v) for k, v in error.items()},
-        result=result,
-    )
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
 @dataclass(eq=False)
 class _Submission:
     body: dict[str, Any]
@@ -186,7 +165,7 @@ class _Results:
         self.drops = 0
         kind = msg.get("type")
         if kind == "done":
-            state = state_from_json(msg["execution"])
+            state = RemoteState.from_json(msg["execution"])
             pending.discard(state.id)
             self.deliver(state)
         elif kind == "error":
@@ -276,7 +255,7 @@ class V1Protocol(Protocol):
                 headers={"idempotency-key": key},
                 idempotent=True,
             )
-            return state_from_json(json_of(r))
+            return RemoteState.from_json(json_of(r))
         sub = _Submission(
             {
                 "daisi_id": daisi_id,
@@ -360,7 +339,7 @@ class V1Protocol(Protocol):
                     if msg["type"] == "submitted":
                         self._on_submitted(batch, msg["results"], waiting)
                     elif msg["type"] == "done":
-                        state = state_from_json(msg["execution"])
+                        state = RemoteState.from_json(msg["execution"])
                         waiting.discard(state.id)
                         self.results.deliver(state)
 
@@ -371,7 +350,7 @@ class V1Protocol(Protocol):
             if "error" in res:
                 sub.submitted.fail(_item_error(res["error"]))
                 continue
-            state = state_from_json(res["execution"])
+            state = RemoteState.from_json(res["execution"])
             sub.result = self.results.slot(state.id)
             if not state.status.is_terminal:
                 self.results.covered.add(state.id)
@@ -390,7 +369,7 @@ class V1Protocol(Protocol):
             params["wait"] = wait
             timeout = STREAM_TIMEOUT
         r = await self.transport.request("GET", _path(eid), params=params, timeout=timeout)
-        return state_from_json(json_of(r))
+        return RemoteState.from_json(json_of(r))
 
     @replies
     async def value(self, state: RemoteState) -> Any:
@@ -500,7 +479,7 @@ class V1Protocol(Protocol):
     @replies
     async def cancel(self, eid: str) -> RemoteState:
         r = await self.transport.request("POST", _path(eid, "/cancel"), idempotent=True)
-        state = state_from_json(json_of(r))
+        state = RemoteState.from_json(json_of(r))
         if state.status.is_terminal:
             self.results.deliver(state)
         return state
