@@ -90,6 +90,14 @@ async def test_wrong_arguments_raise_type_error_before_sending(echo_runtime: Loc
         assert not client.is_closed  # an injected client is not closed
 
 
+async def test_a_keyword_name_that_is_not_unicode(echo_runtime: LocalRuntime) -> None:
+    """A name can't travel as text: refused before anything is sent."""
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        with pytest.raises(ValueError, match="not valid Unicode"):
+            d.add(1, 2, **{"k\ud800": 3})
+        assert await d.add(1, 2, **{"caf\u00e9": 3}) == {"total": 3, "extra": {"caf\u00e9": 3}}
+
+
 async def test_lazy_call_and_submit_now(echo_runtime: LocalRuntime) -> None:
     async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
         ex = d.echo(5)
@@ -151,3 +159,14 @@ async def test_bad_token_is_an_authentication_error(
                 pass
         async with AsyncDaisi("Echo", base_url=rt.url, access_token="good") as d:
             assert await d.echo(1) == 1
+
+
+async def test_bad_worker_numbers_are_refused_before_sending(echo_runtime: LocalRuntime) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        before = await d.workers.number()
+        with pytest.raises(ValueError, match="number must be >= 0"):
+            await d.workers.set(-1)
+        for bad in ("2", 1.5, True, None):
+            with pytest.raises(TypeError, match="number must be an int"):
+                await d.workers.set(bad)  # type: ignore[arg-type]
+        assert await d.workers.number() == before

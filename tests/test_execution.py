@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import anyio
@@ -79,6 +80,75 @@ async def test_result_timeout_leaves_the_run_going(echo_runtime: LocalRuntime) -
             await ex.result(timeout=0.1)
         assert isinstance(info.value, TimeoutError)
         assert await ex.result(timeout=30) == 0.8
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [(-1, ValueError), (-0.5, ValueError), (math.nan, ValueError), ("1", TypeError)],
+    ids=repr,
+)
+async def test_bad_result_timeout_is_refused_at_once(
+    echo_runtime: LocalRuntime, timeout: object, error: type[Exception]
+) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        ex = d.sleep(0.2)
+        with anyio.fail_after(5), pytest.raises(error, match="timeout"):
+            await ex.result(timeout=timeout)  # type: ignore[arg-type]
+        assert not ex.started  # nothing was submitted
+        started = await d.sleep_(0.2)
+        with anyio.fail_after(5), pytest.raises(error, match="timeout"):
+            await started.result(timeout=timeout)  # type: ignore[arg-type]
+        assert await ex.result(timeout=30) == 0.2
+        assert await started.result(timeout=None) == 0.2
+
+
+async def test_result_timeout_zero_polls(echo_runtime: LocalRuntime) -> None:
+    """``timeout=0``: the value if the run has ended, else DaisiTimeoutError at once."""
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        ex = d.sleep(2)
+        with anyio.fail_after(5), pytest.raises(DaisiTimeoutError, match="keeps running"):
+            await ex.result(timeout=0)
+        assert ex.started  # started (result() starts), not waited for
+        assert await ex.status() in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
+        await ex.wait()
+        assert await ex.result(timeout=0) == 2
+        done = await d.echo_(5)
+        with anyio.fail_after(10):
+            await done.wait()
+        assert await done.result(timeout=0) == 5  # ended, value not read yet: read now
+
+
+@pytest.mark.parametrize(
+    ("eid", "error"),
+    [("", ValueError), ("a\ud800", ValueError), (5, TypeError), (None, TypeError)],
+    ids=repr,
+)
+async def test_from_id_refuses_bad_ids(
+    echo_runtime: LocalRuntime, eid: object, error: type[Exception]
+) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        with pytest.raises(error, match="execution_id"):
+            await AsyncDaisiExecution.from_id(d, eid)  # type: ignore[arg-type]
+        assert await d.echo(1) == 1
+
+
+SERVER_DECODES_SLASH = pytest.mark.xfail(
+    strict=True,
+    reason="server bug: routes match the percent-decoded path, so x%2Fcancel hits /cancel (405)",
+)
+
+
+@pytest.mark.parametrize(
+    "eid",
+    [pytest.param("x/cancel", marks=SERVER_DECODES_SLASH), "../daisies", "a?b=c", "a#b", " "],
+    ids=repr,
+)
+async def test_from_id_with_odd_characters_is_not_found(
+    echo_runtime: LocalRuntime, eid: str
+) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        with pytest.raises(DaisiNotFoundError):
+            await AsyncDaisiExecution.from_id(d, eid)
 
 
 async def test_cancelling_the_waiting_task_only_stops_the_wait(echo_runtime: LocalRuntime) -> None:

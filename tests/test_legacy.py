@@ -33,6 +33,15 @@ async def test_falls_back_and_calls(legacy_runtime: LocalRuntime) -> None:
         assert np.array_equal(await d.echo(arr), arr)
 
 
+async def test_strings_that_are_not_unicode_round_trip(legacy_runtime: LocalRuntime) -> None:
+    async with AsyncDaisi("Echo", base_url=legacy_runtime.url) as d:
+        for value in ["a\ud800b", ["\udc80", "ok"], {"k\udfff": "\ud83d\ude00"}]:
+            back = await d.echo(value)
+            assert back == value and type(back) is type(value)
+        assert await d.text([97, 0xD800, 98]) == "a\ud800b"
+        assert await d.echo("caf\u00e9") == "caf\u00e9"
+
+
 async def test_status_logs_and_chaining(legacy_runtime: LocalRuntime) -> None:
     async with AsyncDaisi("Echo", base_url=legacy_runtime.url) as d:
         ex = await d.sleep_(0.4, lines=2)

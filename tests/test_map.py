@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
-from daisi_async import AsyncDaisi, DaisiExecutionError, ExecutionStatus
+from daisi_async import AsyncDaisi, DaisiExecutionError, DaisiSerializationError, ExecutionStatus
 from daisi_async.testing import LocalRuntime
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +35,15 @@ async def test_as_completed_yields_in_completion_order(echo_runtime: LocalRuntim
     async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
         await d.workers.set(3)
         try:
-            delays = [0.9, 0.1, 0.5]
+            # Three warm workers first (a loaded machine starts them slowly), then runs
+            # whose lengths differ by far more than the scheduling noise.
+            with anyio.fail_after(60):
+                for _ in range(600):  # a remote state: polled
+                    if await d.workers.status() != "increasing":
+                        break
+                    await anyio.sleep(0.1)
+                await d.map("sleep", [0.3, 0.3, 0.3], max_concurrency=3)
+            delays = [2.0, 0.1, 1.0]
             order = [v async for v in d.as_completed("sleep", delays, max_concurrency=3)]
         finally:
             await d.workers.set(1)
@@ -68,3 +77,26 @@ async def test_map_binds_arguments_before_sending(echo_runtime: LocalRuntime) ->
         assert run.executions == []
         assert await run == [2]
         assert await run.executions[0].status() is ExecutionStatus.FINISHED
+
+
+async def test_a_failed_submission_is_one_error_not_a_group(echo_runtime: LocalRuntime) -> None:
+    """An item that can't be sent fails its own execution, as any failure does."""
+    unsendable = (x for x in [1])
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        out = await d.map("echo", [1, unsendable, 3], return_exceptions=True)
+        assert out[0] == 1 and out[2] == 3
+        assert isinstance(out[1], DaisiSerializationError)
+        with pytest.raises(DaisiSerializationError, match="argument 'value'"):
+            await d.map("echo", [1, unsendable, unsendable, 3], max_concurrency=4)
+        with pytest.raises(DaisiSerializationError):
+            await d.map("echo", [unsendable, 2], ordered=False)
+        values = [v async for v in d.as_completed("echo", [1, unsendable], return_exceptions=True)]
+        assert sorted(type(v).__name__ for v in values) == ["DaisiSerializationError", "int"]
+        assert await d.map("echo", [4, 5]) == [4, 5]
+
+
+async def test_as_completed_with_a_failure_is_one_error(echo_runtime: LocalRuntime) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        with pytest.raises(DaisiExecutionError):
+            async for _ in d.as_completed("add", [("x", 1), (1, 1)]):
+                pass

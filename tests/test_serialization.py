@@ -10,7 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daisi_async import AsyncDaisi, DaisiExecutionError, DaisiSerializationError
+from daisi_async import (
+    AsyncDaisi,
+    AsyncDaisiExecution,
+    DaisiExecutionError,
+    DaisiSerializationError,
+)
 from daisi_async._serialization import dumps, is_strict_json, loads
 from daisi_async.testing import LocalRuntime
 
@@ -19,6 +24,27 @@ def test_strict_json() -> None:
     assert is_strict_json({"a": [1, 2.5, None, True, "x"]})
     for value in [(1, 2), {1, 2}, b"x", {1: "a"}, float("nan"), np.int64(1), [(1,)]]:
         assert not is_strict_json(value), value
+
+
+NOT_UNICODE = [
+    "a\ud800b",
+    "\udc80",
+    "x\udfff\ud800y",
+    "\ud83d\ude00",  # a surrogate pair as two code points: not the emoji, and not Unicode
+    ["ok", "caf\u00e9", "\ud800"],
+    {"k\udc80": 1},
+    {"k": {"deep": ["\udbff"]}},
+]
+
+
+@pytest.mark.parametrize("value", NOT_UNICODE, ids=ascii)
+def test_strings_that_are_not_unicode_are_not_strict_json(value: object) -> None:
+    assert not is_strict_json(value)
+
+
+def test_unicode_strings_are_strict_json() -> None:
+    assert is_strict_json("caf\u00e9 \U0001f600 \u4e2d")
+    assert is_strict_json({"\u00e9": ["\U0001f600", "ascii", ""]})
 
 
 def test_loads_names_both_versions_on_mismatch() -> None:
@@ -44,6 +70,37 @@ async def test_round_trip_is_exact(echo_runtime: LocalRuntime, value: object) ->
     async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
         back = await d.echo(value)
         assert back == value and type(back) is type(value)
+
+
+def _code_points(value: str) -> list[int]:
+    return [ord(c) for c in value]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("value", NOT_UNICODE, ids=ascii)
+async def test_strings_that_are_not_unicode_round_trip(
+    echo_runtime: LocalRuntime, value: object
+) -> None:
+    """As an argument and back as a result, exactly (both ways through dill)."""
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        back = await d.echo(value)
+        assert back == value and type(back) is type(value)
+        assert await d.type_name(value) == type(value).__name__
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "text", ["a\ud800b", "\udc80", "\ud83d\ude00", "caf\u00e9 \U0001f600"], ids=ascii
+)
+async def test_a_result_that_is_not_unicode(echo_runtime: LocalRuntime, text: str) -> None:
+    """Made by the Daisi (the argument is plain JSON), fetched both by the wait and by a
+    plain GET of the execution (re-attach)."""
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        ex = d.text(_code_points(text))
+        assert await ex == text
+        again = await AsyncDaisiExecution.from_id(d, ex.id or "")
+        assert await again == text
+        assert await d.echo({"nested": [await d.text(_code_points(text))]}) == {"nested": [text]}
 
 
 @pytest.mark.anyio

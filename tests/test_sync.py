@@ -75,6 +75,41 @@ def test_submit_now_result_timeout_cancel(echo: Daisi) -> None:
     assert de.status is ExecutionStatus.CANCELLED
 
 
+@pytest.mark.parametrize(
+    ("timeout", "error"), [(-1, ValueError), (float("nan"), ValueError), ("1", TypeError)]
+)
+def test_bad_result_timeout_is_refused_at_once(
+    echo: Daisi, timeout: object, error: type[Exception]
+) -> None:
+    de = echo.sleep(0.2)
+    with pytest.raises(error, match="timeout"):
+        de.result(timeout=timeout)  # type: ignore[arg-type]
+    assert de.id is None  # nothing was submitted
+    assert de.result(timeout=30) == 0.2
+
+
+def test_result_timeout_zero(echo: Daisi) -> None:
+    de = echo.sleep_(2)
+    with pytest.raises(TimeoutError):
+        de.result(timeout=0)
+    assert de.result(timeout=None) == 2
+    assert de.result(timeout=0) == 2
+
+
+def test_strings_that_are_not_unicode_round_trip(echo: Daisi) -> None:
+    for value in ["a\ud800b", ["\udc80"], {"k\ud83d": "\ude00"}]:
+        assert echo.echo(value).value == value
+    assert echo.text([0xDFFF]).value == "\udfff"
+
+
+def test_run_parallel_raises_the_first_failure_not_a_group(echo: Daisi) -> None:
+    with pytest.raises(DaisiExecutionError) as info:
+        Daisi.run_parallel(echo.add(1, 2), echo.add("x", 1), echo.add(None, 1))
+    assert isinstance(info.value, TypeError)
+    assert "can only concatenate str" in str(info.value)
+    assert Daisi.run_parallel(echo.add(1, 2)) == [3]
+
+
 def test_failures_raise_with_traceback(daisi_runtime: LocalRuntime) -> None:
     with Daisi("Always Fails", base_url=daisi_runtime.url) as d:
         with pytest.raises(ZeroDivisionError) as info:
@@ -188,7 +223,11 @@ def test_ctrl_c_stops_the_wait_and_the_run(echo_runtime: LocalRuntime, tmp_path:
     proc.send_signal(signal.SIGINT)
     line = proc.stdout.readline().split()
     latency = time.monotonic() - sent
-    out, err = proc.communicate(timeout=30)
+    proc.wait(timeout=30)
+    # Read the rest through the same buffered file: readline() may already hold it
+    # (communicate() would read the pipe underneath and miss those lines).
+    out = proc.stdout.read()
+    err = proc.stderr.read() if proc.stderr else ""
     assert line[0] == "interrupted", err
     assert latency < 0.5, latency
     assert "status CANCELLED" in out

@@ -11,12 +11,12 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ._config import RetryPolicy, Settings
-from ._errors import DaisiError, DaisiNotFoundError
+from ._config import RetryPolicy, Settings, check_text, check_unicode
+from ._errors import DaisiError, DaisiNotFoundError, DaisiProtocolError
 from ._execution import AsyncDaisiExecution
 from ._map import MapRun
 from ._protocol import DaisiInfo, Protocol, negotiate
-from ._transport import Transport
+from ._transport import Transport, translate
 
 __all__ = ["AsyncDaisi", "Workers"]
 
@@ -66,6 +66,18 @@ def signature_of(schema: Iterable[dict[str, Any]]) -> inspect.Signature:
         )
 
 
+def _check_schemas(info: DaisiInfo, where: str) -> None:
+    """Every endpoint's schema makes a signature (else the server sent something wrong)."""
+    for name, spec in info.endpoints.items():
+        try:
+            signature_of(spec.get("schema") or [])
+        except Exception as exc:
+            raise DaisiProtocolError(
+                f"the server at {where} described endpoint {name!r} of {info.name!r} with a "
+                f"schema that is not a signature ({type(exc).__name__}: {exc})"
+            ) from exc
+
+
 class Workers:
     """The Daisi's worker pool (its size is adjustable at run time).
 
@@ -87,7 +99,14 @@ class Workers:
         return await (await self._daisi._protocol()).workers_status(self._daisi.id)
 
     async def set(self, number: int) -> str:
-        """Ask for ``number`` workers; returns the server's message."""
+        """Ask for ``number`` workers; returns the server's message.
+
+        ``number`` must be an ``int`` (``TypeError``) and not negative (``ValueError``).
+        """
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise TypeError(f"number must be an int, not {type(number).__name__}")
+        if number < 0:
+            raise ValueError(f"number must be >= 0, not {number}")
         return await (await self._daisi._protocol()).workers_set(self._daisi.id, number)
 
 
@@ -97,6 +116,13 @@ class AsyncDaisi:
     ``name_or_id`` is a name, ``"owner/name"`` or a UUID. ``base_url`` defaults to
     ``$DAISI_BASE_URL``, else ``http://127.0.0.1:8421``; ``access_token`` to
     ``$DAISI_ACCESS_TOKEN``. An injected ``client`` is used as is and not closed.
+    ``timeout`` bounds each HTTP request (seconds > 0, or an ``httpx.Timeout``; ``None``:
+    30 s, 10 s to connect); ``retries`` is a count or a :class:`RetryPolicy`.
+
+    Every setting is checked here: a bad ``base_url`` (or ``$DAISI_BASE_URL``), a
+    negative or NaN ``timeout``, an empty name raise ``ValueError`` at once, the wrong
+    type ``TypeError``. Afterwards only :class:`DaisiError` subclasses come out of a
+    call, besides ``ValueError`` / ``TypeError`` for bad arguments.
 
     Example:
         >>> async with AsyncDaisi("Add Two Numbers") as d:  # doctest: +SKIP
@@ -115,11 +141,11 @@ class AsyncDaisi:
         timeout: float | httpx.Timeout | None = None,
         retries: int | RetryPolicy | None = None,
     ) -> None:
+        self._query = check_text(name_or_id, name="name_or_id")
         self._settings = Settings.resolve(
             base_url=base_url, access_token=access_token, timeout=timeout, retries=retries
         )
         self._client = client
-        self._query = name_or_id
         self._transport: Transport | None = None
         self._proto: Protocol | None = None
         self._task_group: TaskGroup | None = None
@@ -147,7 +173,9 @@ class AsyncDaisi:
         try:
             if self._proto is None:
                 self._proto = await negotiate(self._transport)
-            self._info = await self._proto.connect(self._query)
+            info = await self._proto.connect(self._query)
+            _check_schemas(info, self._transport.api)
+            self._info = info
         except DaisiNotFoundError:
             await self.aclose()
             raise DaisiNotFoundError(f"no Daisi named {self._query!r}", status_code=404) from None
@@ -166,11 +194,21 @@ class AsyncDaisi:
         try:
             await self._connect()
         except BaseException as exc:
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
             self._task_group = None
+            tg.cancel_scope.cancel()
+            await self._close_group(tg)
             raise exc
         return self
+
+    async def _close_group(self, tg: TaskGroup) -> None:
+        """Exit the task group; a background task's failure becomes its DaisiError."""
+        try:
+            await tg.__aexit__(None, None, None)
+        except BaseException as exc:
+            err = translate(exc, self._settings.base_url)
+            if err is exc:
+                raise
+            raise err from err.__cause__
 
     async def __aexit__(
         self,
@@ -182,7 +220,7 @@ class AsyncDaisi:
         try:
             if tg is not None:
                 tg.cancel_scope.cancel()
-                await tg.__aexit__(None, None, None)
+                await self._close_group(tg)
         finally:
             await self.aclose()
 
@@ -305,7 +343,8 @@ class AsyncDaisi:
     def bind(self, endpoint: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Map positional and keyword arguments to parameter names, as a local call would.
 
-        Raises :class:`TypeError` for wrong arguments, before anything is sent.
+        Raises :class:`TypeError` for wrong arguments, before anything is sent, and
+        ``ValueError`` for a keyword name that is not valid Unicode (it can't travel).
         """
         sig = self.signature(endpoint)
         try:
@@ -318,6 +357,8 @@ class AsyncDaisi:
             if kind is inspect.Parameter.VAR_POSITIONAL:
                 out[name] = list(value)
             elif kind is inspect.Parameter.VAR_KEYWORD:
+                for key in value:
+                    check_unicode(key, name="keyword argument name")
                 out.update(value)
             else:
                 out[name] = value
@@ -400,6 +441,8 @@ class AsyncDaisi:
         Example:
             >>> for info in await AsyncDaisi.list():  # doctest: +SKIP
             ...     print(info["name"])
+
+        Raises ``ValueError`` for a bad ``base_url`` before anything is sent.
         """
         settings = Settings.resolve(base_url=base_url, access_token=access_token)
         transport = Transport(settings, client)

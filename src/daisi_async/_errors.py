@@ -22,6 +22,7 @@ __all__ = [
     "DaisiExecutionError",
     "DaisiNotFoundError",
     "DaisiPermissionError",
+    "DaisiProtocolError",
     "DaisiRequestError",
     "DaisiSerializationError",
     "DaisiServerError",
@@ -131,6 +132,17 @@ class DaisiServerError(DaisiError):
     Example:
         >>> DaisiServerError("bad gateway", status_code=502).status_code
         502
+    """
+
+
+class DaisiProtocolError(DaisiServerError):
+    """The server's reply could not be understood: not JSON, the wrong shape, or garbled.
+
+    Usually the base URL points at something that is not a Daisi runtime.
+
+    Example:
+        >>> isinstance(DaisiProtocolError("not JSON"), DaisiServerError)
+        True
     """
 
 

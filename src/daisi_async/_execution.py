@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._config import check_text, check_timeout
 from ._dispatch import Signal, Slot
 from ._errors import DaisiTimeoutError
 from ._protocol import Ref, RemoteState, new_key
@@ -61,11 +62,14 @@ class AsyncDaisiExecution:
     async def from_id(cls, daisi: AsyncDaisi, execution_id: str) -> AsyncDaisiExecution:
         """Attach to an execution made elsewhere (another process, yesterday).
 
-        Raises :class:`DaisiNotFoundError` for an unknown id.
+        Raises :class:`DaisiNotFoundError` for an unknown id, ``TypeError`` for an id
+        that is not a ``str`` and ``ValueError`` for an empty one or one that is not
+        valid Unicode.
 
         Example:
             >>> ex = await AsyncDaisiExecution.from_id(d, "1b4e...")  # doctest: +SKIP
         """
+        check_text(execution_id, name="execution_id")
         proto = await daisi._protocol()
         bind = getattr(proto, "bind", None)
         if bind is not None:
@@ -137,20 +141,37 @@ class AsyncDaisiExecution:
         seconds raises :class:`DaisiTimeoutError` and leaves the run going. Cancelling
         the awaiting task only stops the wait.
 
+        ``timeout=None`` waits as long as it takes; ``timeout=0`` does not wait for the
+        run: it starts it if needed, then returns the value if the run has ended, else
+        raises :class:`DaisiTimeoutError` at once. A negative or NaN ``timeout`` raises
+        ``ValueError`` (and a non-number ``TypeError``) before anything is sent.
+
         Example:
             >>> value = await d.compute(5, 6).result(timeout=30)  # doctest: +SKIP
         """
+        seconds = check_timeout(timeout)
         if self._value is not _UNSET:
             return self._value
-        if timeout is None:
+        if seconds is None:
             return await self._result()
-        with anyio.move_on_after(timeout) as scope:
+        if seconds == 0:
+            await self.start()
+            if not (await self.status()).is_terminal:
+                raise self._late(seconds)
+            return await self._result()
+        with anyio.move_on_after(seconds) as scope:
             return await self._result()
         if scope.cancelled_caught:
-            raise DaisiTimeoutError(
-                f"execution {self.id} did not finish within {timeout:g} s (it keeps running)"
-            )
+            raise self._late(seconds)
         return self._value  # pragma: no cover - unreachable
+
+    def _late(self, seconds: float) -> DaisiTimeoutError:
+        if self.id is None:
+            return DaisiTimeoutError(
+                f"the call of {self.endpoint!r} was not submitted within {seconds:g} s"
+            )
+        waited = "has not finished" if seconds == 0 else f"did not finish within {seconds:g} s"
+        return DaisiTimeoutError(f"execution {self.id} {waited} (it keeps running)")
 
     async def _result(self) -> Any:
         state = await self.wait()

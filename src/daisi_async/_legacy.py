@@ -7,12 +7,14 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 
-from ._errors import DaisiError, DaisiNotFoundError, DaisiSerializationError
+from ._errors import DaisiError, DaisiNotFoundError, DaisiProtocolError, DaisiSerializationError
 from ._protocol import DaisiInfo, Protocol, Ref, RemoteState
 from ._serialization import dumps, is_strict_json, loads
+from ._transport import json_of, replies, reply_stream
 from ._wire import LOOKUP_PREFIX, ExecutionStatus
 
 POLL_FIRST = 0.005
@@ -29,7 +31,9 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
-def _legacy_status(value: str) -> ExecutionStatus:
+def _legacy_status(value: Any) -> ExecutionStatus:
+    if not isinstance(value, str):
+        raise DaisiProtocolError(f"an execution status must be a string, not {value!r}")
     try:
         return ExecutionStatus(value)
     except ValueError:
@@ -57,18 +61,20 @@ class LegacyProtocol(Protocol):
         super().__init__(transport)
         self._daisi_of: dict[str, str] = {}
 
+    @replies
     async def connect(self, name_or_id: str) -> DaisiInfo:
         if _is_uuid(name_or_id):
             r = await self.transport.request("GET", f"/pebbles/{name_or_id}")
-            body = dict(r.json())
+            body = dict(json_of(r))
             body.setdefault("id", name_or_id)
             if "endpoints" not in body:
                 eps = await self.transport.request("GET", f"/pebbles/{name_or_id}/endpoints")
-                body["endpoints"] = eps.json()
+                body["endpoints"] = json_of(eps)
             return DaisiInfo.from_json(body, name_or_id)
         r = await self.transport.request("GET", "/daisies/connect", params={"name": name_or_id})
-        return DaisiInfo.from_json(r.json(), name_or_id)
+        return DaisiInfo.from_json(json_of(r), name_or_id)
 
+    @replies
     async def encode(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """JSON values inline; everything else (and ``lookup:`` strings) via the pickle route."""
         out: dict[str, Any] = {}
@@ -85,6 +91,7 @@ class LegacyProtocol(Protocol):
                 out[name] = LOOKUP_PREFIX + r.text.strip().strip('"')
         return out
 
+    @replies
     async def submit(
         self, daisi_id: str, endpoint: str, args: Mapping[str, Any], key: str, *, order: int = 0
     ) -> RemoteState:
@@ -92,7 +99,7 @@ class LegacyProtocol(Protocol):
         r = await self.transport.request(
             "POST", f"/pebbles/{daisi_id}/executions/{endpoint}", json=body, idempotent=False
         )
-        eid = str(r.json()["id"])
+        eid = str(json_of(r)["id"])
         self._daisi_of[eid] = daisi_id
         return RemoteState(id=eid, status=ExecutionStatus.QUEUED)
 
@@ -104,16 +111,16 @@ class LegacyProtocol(Protocol):
         daisi_id = self._daisi_of.get(eid)
         if daisi_id is None:
             raise DaisiNotFoundError(f"unknown execution {eid!r} for this Daisi")
-        return f"/pebbles/{daisi_id}/executions/{eid}"
+        return f"/pebbles/{daisi_id}/executions/{quote(eid, safe='')}"
 
     async def _results(self, eid: str) -> RemoteState:
         r = await self.transport.request(
             "GET", self._base(eid) + "/results", params={"download": "true", "all_fields": "true"}
         )
-        body = r.json()
+        body = json_of(r)
         if not isinstance(body, dict) or "status" not in body:
             body = {"status": "FINISHED", "results": body}
-        status = _legacy_status(str(body["status"]))
+        status = _legacy_status(body["status"])
         state = RemoteState(id=eid, status=status)
         if status is ExecutionStatus.FINISHED:
             state.result = {"encoding": "dill", "data": body.get("results")}
@@ -135,6 +142,7 @@ class LegacyProtocol(Protocol):
                 tb = str(obj)
         return error_from_traceback(tb)
 
+    @replies
     async def wait(self, eid: str) -> RemoteState:
         delay = POLL_FIRST
         while True:
@@ -144,9 +152,11 @@ class LegacyProtocol(Protocol):
             await anyio.sleep(delay)
             delay = min(POLL_MAX, delay * POLL_GROWTH)
 
+    @replies
     async def fetch(self, eid: str) -> RemoteState:
         return await self._results(eid)
 
+    @replies
     async def value(self, state: RemoteState) -> Any:
         result = state.result or {}
         data = result.get("data")
@@ -156,8 +166,9 @@ class LegacyProtocol(Protocol):
 
     async def _status(self, eid: str) -> ExecutionStatus:
         r = await self.transport.request("GET", self._base(eid) + "/status")
-        return _legacy_status(str(r.json()))
+        return _legacy_status(json_of(r))
 
+    @reply_stream
     async def status_stream(
         self, eid: str, last: ExecutionStatus | None
     ) -> AsyncIterator[ExecutionStatus]:
@@ -172,10 +183,12 @@ class LegacyProtocol(Protocol):
             await anyio.sleep(delay)
             delay = min(POLL_MAX, delay * POLL_GROWTH)
 
+    @replies
     async def logs(self, eid: str) -> list[str]:
         r = await self.transport.request("GET", self._base(eid) + "/logs")
-        return [str(x) for x in r.json()]
+        return [str(x) for x in json_of(r)]
 
+    @reply_stream
     async def log_stream(self, eid: str) -> AsyncIterator[str]:
         seen = 0
         delay = POLL_FIRST

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._errors import DaisiError
 from ._execution import AsyncDaisiExecution
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ class MapRun:
             [_call(daisi, endpoint, item) for item in items]
         )
         self.executions: list[AsyncDaisiExecution] = []
+        self._start_errors: dict[AsyncDaisiExecution, Exception] = {}
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterate()
@@ -81,10 +84,20 @@ class MapRun:
         window.extend(new)
         async with anyio.create_task_group() as tg:  # submitted together: one batch
             for ex in new:
-                tg.start_soon(ex.start)
+                tg.start_soon(self._start, ex)
+
+    async def _start(self, ex: AsyncDaisiExecution) -> None:
+        # A submission that fails is that item's outcome, not the whole group's.
+        try:
+            await ex.start()
+        except Exception as exc:
+            self._start_errors[ex] = exc
 
     async def _outcome(self, ex: AsyncDaisiExecution) -> Any:
         try:
+            error = self._start_errors.pop(ex, None)
+            if error is not None:
+                raise error
             return await ex
         except Exception as exc:
             if not self.return_exceptions:
@@ -105,13 +118,16 @@ class MapRun:
             await self._fill(window)
             yield value
 
-    @staticmethod
-    async def _first_done(window: list[AsyncDaisiExecution]) -> AsyncDaisiExecution:
+    async def _first_done(self, window: list[AsyncDaisiExecution]) -> AsyncDaisiExecution:
+        for ex in window:
+            if ex in self._start_errors:  # never submitted: done at once
+                return ex
         winner: list[AsyncDaisiExecution] = []
         async with anyio.create_task_group() as tg:
 
             async def watch(ex: AsyncDaisiExecution) -> None:
-                await ex.wait()
+                with contextlib.suppress(Exception):  # ended too: awaiting it raises
+                    await ex.wait()
                 winner.append(ex)
                 tg.cancel_scope.cancel()
 
@@ -122,7 +138,9 @@ class MapRun:
     async def _cancel_rest(self) -> None:
         with anyio.CancelScope(shield=True):
             for ex in self.executions:
-                if ex.started and not (await ex.status()).is_terminal:
-                    await ex.cancel()
+                # Best effort: a failure here must not hide the error being raised.
+                with contextlib.suppress(DaisiError):
+                    if ex.started and not (await ex.status()).is_terminal:
+                        await ex.cancel()
             for ex in self._pending:
                 self.executions.append(ex)

@@ -24,6 +24,7 @@ import httpx
 from anyio.from_thread import BlockingPortal
 
 from ._config import DEFAULT_TIMEOUT
+from ._errors import DaisiError
 
 T = TypeVar("T")
 
@@ -116,7 +117,7 @@ def _portal() -> BlockingPortal:
         )
     portal = _loop.portal
     if portal is None:
-        raise RuntimeError("this Daisi is closed")
+        raise DaisiError("this Daisi is closed")
     return portal
 
 

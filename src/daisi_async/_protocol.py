@@ -17,10 +17,11 @@ from ._errors import (
     DaisiCancelledError,
     DaisiExecutionError,
     DaisiNotFoundError,
+    DaisiProtocolError,
     DaisiRequestError,
 )
 from ._serialization import LOCAL_VERSIONS
-from ._transport import Transport
+from ._transport import Transport, json_of, replies
 from ._wire import ARGUMENT_ERROR, ExecutionStatus
 
 
@@ -67,6 +68,23 @@ class RemoteState:
     error: dict[str, str] | None = None
     result: dict[str, Any] | None = None  # protocol-specific handle on the result
 
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> RemoteState:
+        """A v1 Execution object (``TypeError`` / ``ValueError`` / ``KeyError`` if it is
+        not one: dialects read replies under :func:`~._transport.reply_errors`)."""
+        error = body.get("error")
+        result = body.get("result")
+        if error is not None and not isinstance(error, dict):
+            raise TypeError(f"an execution's error must be an object, not {error!r}")
+        if result is not None and not isinstance(result, dict):
+            raise TypeError(f"an execution's result must be an object, not {result!r}")
+        return cls(
+            id=str(body["id"]),
+            status=ExecutionStatus(body["status"]),
+            error=None if error is None else {str(k): _text(v) for k, v in error.items()},
+            result=result,
+        )
+
     def raise_for_failure(self) -> None:
         """Raise the error of a FAILED or CANCELLED execution."""
         if self.status is ExecutionStatus.CANCELLED:
@@ -88,6 +106,10 @@ class RemoteState:
                 message=message,
                 traceback=err.get("traceback", ""),
             )
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def new_key() -> str:
@@ -152,23 +174,27 @@ class Protocol(abc.ABC):
         """Stop a run."""
 
     # -- Daisi-level operations, the same routes in both dialects ------------------------
+    @replies
     async def workers_number(self, daisi_id: str) -> int:
         """Size of the Daisi's worker pool."""
         r = await self.transport.request("GET", f"/daisies/workers/{daisi_id}/number")
-        return int(r.json())
+        return int(json_of(r))
 
+    @replies
     async def workers_status(self, daisi_id: str) -> str:
         """``ready_to_update``, ``increasing`` or ``decreasing``."""
         r = await self.transport.request("GET", f"/daisies/workers/{daisi_id}/status")
-        return str(r.json()["message"])
+        return str(json_of(r)["message"])
 
+    @replies
     async def workers_set(self, daisi_id: str, number: int) -> str:
         """Resize the Daisi's worker pool."""
         r = await self.transport.request(
             "POST", f"/daisies/workers/{daisi_id}", json={"worker_number": number}, idempotent=True
         )
-        return str(r.json()["message"])
+        return str(json_of(r)["message"])
 
+    @replies
     async def catalogue(self) -> list[dict[str, Any]]:
         """Every Daisi the caller can see, sorted by name."""
         out: list[dict[str, Any]] = []
@@ -179,9 +205,9 @@ class Protocol(abc.ABC):
                 "/daisies/collections/all/daisies",
                 params={"page": page, "pageSize": 500},
             )
-            data = r.json()["data"]
+            data = json_of(r)["data"]
             chunk = data["data"]
-            out.extend(chunk)
+            out.extend({**d, "id": str(d["id"]), "name": str(d["name"])} for d in chunk)
             if len(chunk) < 500 or len(out) >= int(data.get("total", 0)):
                 break
             page += 1
@@ -195,9 +221,10 @@ async def negotiate(transport: Transport) -> Protocol:
 
     try:
         r = await transport.request("GET", "/capabilities")
-        caps = r.json()
-    except (DaisiNotFoundError, DaisiRequestError, ValueError):
+        caps = json_of(r)
+    except (DaisiNotFoundError, DaisiRequestError, DaisiProtocolError):
         return LegacyProtocol(transport)
-    if isinstance(caps, dict) and caps.get("protocol") == "daisi" and 1 in caps.get("versions", []):
+    versions = caps.get("versions") if isinstance(caps, dict) else None
+    if isinstance(versions, list) and 1 in versions and caps.get("protocol") == "daisi":
         return V1Protocol(transport, caps)
     return LegacyProtocol(transport)

@@ -1,9 +1,10 @@
 """Encoding of arguments and results: strict JSON inline, everything else dill.
 
 Only *strict* JSON travels inline: dicts with ``str`` keys, lists, ``str``, ``int``,
-finite ``float``, ``bool`` and ``None``. Tuples, sets, bytes, non-``str`` keys and every
-other object go through dill, so they come back exactly as they were sent. Classes
-defined in the caller's ``__main__`` travel by value (dill's default).
+finite ``float``, ``bool`` and ``None``. Tuples, sets, bytes, non-``str`` keys, strings
+that are not valid Unicode (lone surrogates such as ``"\\ud800"``, which UTF-8 JSON text
+can't carry) and every other object go through dill, so they come back exactly as they
+were sent. Classes defined in the caller's ``__main__`` travel by value (dill's default).
 """
 
 from __future__ import annotations
@@ -26,24 +27,56 @@ LOCAL_VERSIONS = {"python": platform.python_version(), "dill": str(dill.__versio
 _MAX_DEPTH = 64
 
 
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` has no lone surrogate, i.e. can be encoded as UTF-8."""
+    if text.isascii():  # O(1) in CPython: the common case costs one call
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_strict_json(value: Any, _depth: int = 0) -> bool:
-    """Whether ``value`` survives a JSON round trip unchanged.
+    """Whether ``value`` survives a JSON round trip unchanged (as UTF-8 JSON text).
 
     Example:
         >>> is_strict_json({"a": [1, 2.5, None]}), is_strict_json((1, 2))
         (True, False)
+        >>> is_strict_json("caf\\u00e9"), is_strict_json("\\ud800")
+        (True, False)
     """
-    if _depth > _MAX_DEPTH:
-        return False
     t = type(value)
-    if value is None or t is str or t is bool or t is int:
+    if t is str:
+        return value.isascii() or _is_unicode(value)
+    if value is None or t is bool or t is int:
         return True
     if t is float:
         return math.isfinite(value)
+    if _depth >= _MAX_DEPTH:
+        return False
+    # Scalars inside containers are checked inline: no call per element.
     if t is list:
-        return all(is_strict_json(v, _depth + 1) for v in value)
+        for v in value:
+            tv = type(v)
+            if tv is str:
+                if not (v.isascii() or _is_unicode(v)):
+                    return False
+            elif not (tv is int or v is None or tv is bool or is_strict_json(v, _depth + 1)):
+                return False
+        return True
     if t is dict:
-        return all(type(k) is str and is_strict_json(v, _depth + 1) for k, v in value.items())
+        for k, v in value.items():
+            if type(k) is not str or not (k.isascii() or _is_unicode(k)):
+                return False
+            tv = type(v)
+            if tv is str:
+                if not (v.isascii() or _is_unicode(v)):
+                    return False
+            elif not (tv is int or v is None or tv is bool or is_strict_json(v, _depth + 1)):
+                return False
+        return True
     return False
 
 

@@ -14,7 +14,7 @@ import anyio
 import httpx
 
 from . import _portal
-from ._config import RetryPolicy
+from ._config import RetryPolicy, Settings, check_text, check_timeout
 from ._daisi import AsyncDaisi
 from ._execution import AsyncDaisiExecution
 from ._map import MapRun
@@ -81,10 +81,15 @@ class DaisiExecution:
     def result(self, timeout: float | None = None) -> Any:
         """Start if needed and block until the value (``DaisiTimeoutError`` after ``timeout``).
 
+        ``timeout=None`` waits as long as it takes; ``timeout=0`` returns the value if the
+        run has ended, else raises ``DaisiTimeoutError`` at once (starting it if needed);
+        negative or NaN raises ``ValueError`` before anything is sent.
+
         Example:
             >>> de.result(timeout=30)  # doctest: +SKIP
             11
         """
+        check_timeout(timeout)
         started_here = not self._async.started
         return _portal.call(
             self._async.result,
@@ -219,7 +224,8 @@ class Daisi:
     """A Daisi for scripts and notebooks: endpoints are attributes returning executions.
 
     Connects when created (``name``, ``"owner/name"`` or a UUID). All ``Daisi`` objects
-    share one background event loop and one connection pool.
+    share one background event loop and one connection pool. The settings are those of
+    :class:`AsyncDaisi`, checked before anything starts (``ValueError`` / ``TypeError``).
 
     Example:
         >>> with Daisi("Add Two Numbers") as d:  # doctest: +SKIP
@@ -237,6 +243,10 @@ class Daisi:
         timeout: float | httpx.Timeout | None = None,
         retries: int | RetryPolicy | None = None,
     ) -> None:
+        check_text(name_or_id, name="name_or_id")
+        Settings.resolve(
+            base_url=base_url, access_token=access_token, timeout=timeout, retries=retries
+        )
         _portal.acquire()
         self._closed = False
         try:
@@ -403,6 +413,7 @@ class Daisi:
         Example:
             >>> [d["name"] for d in Daisi.get_daisies()]  # doctest: +SKIP
         """
+        Settings.resolve(base_url=base_url, access_token=access_token)  # bad values: at once
         _portal.acquire()
         try:
             found = _portal.call(_catalogue, base_url, access_token)
@@ -439,12 +450,24 @@ async def _catalogue(base_url: str | None, access_token: str | None) -> list[dic
 
 
 async def _gather(executions: list[AsyncDaisiExecution]) -> list[Any]:
+    """Every value, in order, or the first failure in argument order (as reading each
+    ``.value`` in turn would raise): a failure stops the waits for the later ones."""
     results: list[Any] = [None] * len(executions)
+    errors: dict[int, Exception] = {}
+    scopes = [anyio.CancelScope() for _ in executions]
 
     async def one(i: int, ex: AsyncDaisiExecution) -> None:
-        results[i] = await ex
+        with scopes[i]:
+            try:
+                results[i] = await ex
+            except Exception as exc:
+                errors[i] = exc
+                for later in scopes[i + 1 :]:
+                    later.cancel()
 
     async with anyio.create_task_group() as tg:
         for i, ex in enumerate(executions):
             tg.start_soon(one, i, ex)
+    if errors:
+        raise errors[min(errors)]
     return results

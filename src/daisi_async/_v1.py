@@ -16,26 +16,24 @@ import httpx
 
 from ._config import RetryPolicy
 from ._dispatch import Signal, Slot, Spawner
-from ._errors import DaisiError, DaisiNotFoundError, DaisiSerializationError
+from ._errors import DaisiError, DaisiNotFoundError, DaisiProtocolError, DaisiSerializationError
 from ._protocol import DaisiInfo, Protocol, Ref, RemoteState
 from ._serialization import LOCAL_VERSIONS, decode_result, dumps, is_strict_json, loads
-from ._transport import Transport, error_from_response, stream_errors
+from ._transport import (
+    Transport,
+    error_from_response,
+    json_of,
+    replies,
+    reply_stream,
+    stream_errors,
+    translate,
+)
 from ._wire import MAX_WAIT_SECONDS, ExecutionStatus
 
 MAX_BATCH = 1000
 MAX_STREAMS = 8
 STREAM_TIMEOUT = httpx.Timeout(30.0, read=MAX_WAIT_SECONDS + 30.0, connect=10.0)
 EVENT_TIMEOUT = httpx.Timeout(30.0, read=None, connect=10.0)
-
-
-def state_from_json(body: Mapping[str, Any]) -> RemoteState:
-    """A v1 Execution object as a :class:`RemoteState`."""
-    return RemoteState(
-        id=str(body["id"]),
-        status=ExecutionStatus(body["status"]),
-        error=body.get("error"),
-        result=body.get("result"),
-    )
 
 
 @dataclass(eq=False)
@@ -138,7 +136,7 @@ class _Results:
                     json={"ids": ids, "timeout": MAX_WAIT_SECONDS},
                     timeout=STREAM_TIMEOUT,
                 ) as response:
-                    with stream_errors():
+                    with stream_errors(response):
                         async for line in response.aiter_lines():
                             self._on_line(line, pending)
             except DaisiError as exc:
@@ -152,8 +150,9 @@ class _Results:
                         self.fail(eid, exc)
                     pending.clear()
             except Exception as exc:  # never let a background task crash the group
+                err = translate(exc, self.proto.transport.api + "/v1/executions/wait")
                 for eid in list(pending):
-                    self.fail(eid, exc)
+                    self.fail(eid, err)
                 pending.clear()
             finally:
                 self.wait_streams.remove(scope)
@@ -166,13 +165,18 @@ class _Results:
         self.drops = 0
         kind = msg.get("type")
         if kind == "done":
-            state = state_from_json(msg["execution"])
+            state = RemoteState.from_json(msg["execution"])
             pending.discard(state.id)
             self.deliver(state)
         elif kind == "error":
             eid = str(msg.get("id"))
             pending.discard(eid)
             self.fail(eid, DaisiNotFoundError(str(msg["error"].get("message")), status_code=404))
+
+
+def _path(eid: str, rest: str = "") -> str:
+    """The route of one execution (the id is quoted: it may come from the caller)."""
+    return f"/v1/executions/{quote(eid, safe='')}{rest}"
 
 
 def _backoff(policy: RetryPolicy, attempt: int) -> float:
@@ -203,9 +207,10 @@ class V1Protocol(Protocol):
     async def aclose(self) -> None:
         await self.spawner.aclose()
 
+    @replies
     async def connect(self, name_or_id: str) -> DaisiInfo:
         r = await self.transport.request("GET", f"/v1/daisies/{quote(name_or_id, safe='')}")
-        return DaisiInfo.from_json(r.json(), name_or_id)
+        return DaisiInfo.from_json(json_of(r), name_or_id)
 
     # -- arguments -----------------------------------------------------------------------
     async def encode(self, args: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -220,6 +225,7 @@ class V1Protocol(Protocol):
                 out[name] = {"blob": await self.upload(dumps(value, param=name))}
         return out
 
+    @replies
     async def upload(self, data: bytes | memoryview) -> str:
         """Store dill bytes on the server; returns the blob key."""
         r = await self.transport.request(
@@ -233,9 +239,10 @@ class V1Protocol(Protocol):
             },
             idempotent=True,
         )
-        return str(r.json()["key"])
+        return str(json_of(r)["key"])
 
     # -- submission ----------------------------------------------------------------------
+    @replies
     async def submit(
         self, daisi_id: str, endpoint: str, args: Mapping[str, Any], key: str, *, order: int = 0
     ) -> RemoteState:
@@ -248,7 +255,7 @@ class V1Protocol(Protocol):
                 headers={"idempotency-key": key},
                 idempotent=True,
             )
-            return state_from_json(r.json())
+            return RemoteState.from_json(json_of(r))
         sub = _Submission(
             {
                 "daisi_id": daisi_id,
@@ -289,6 +296,11 @@ class V1Protocol(Protocol):
             for attempt in range(1, attempts + 1):
                 try:
                     await self._send_once(batch, body, waiting, stream=stream)
+                    if not all(s.submitted.done for s in batch):
+                        raise DaisiProtocolError(
+                            f"the reply from {self.transport.api}/v1/executions ended "
+                            "without the submitted executions"
+                        )
                     return
                 except DaisiError as exc:
                     # A drop before the "submitted" line: resend the same batch. Its
@@ -298,8 +310,9 @@ class V1Protocol(Protocol):
                         raise
                     await anyio.sleep(_backoff(self.transport.settings.retries, attempt))
         except BaseException as exc:
+            err = translate(exc, self.transport.api + "/v1/executions")
             for s in batch:
-                s.submitted.fail(exc if isinstance(exc, Exception) else DaisiError(repr(exc)))
+                s.submitted.fail(err if isinstance(err, Exception) else DaisiError(repr(err)))
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -311,13 +324,14 @@ class V1Protocol(Protocol):
     ) -> None:
         if not stream:
             r = await self.transport.request("POST", "/v1/executions", json=body, idempotent=True)
-            self._on_submitted(batch, r.json()["results"], waiting)
+            with stream_errors(r):
+                self._on_submitted(batch, json_of(r)["results"], waiting)
             return
         async with self.transport.stream(
             "POST", "/v1/executions", params={"wait": MAX_WAIT_SECONDS}, json=body,
             timeout=STREAM_TIMEOUT,
         ) as response:  # fmt: skip
-            with stream_errors():
+            with stream_errors(response):
                 async for line in response.aiter_lines():
                     if not line:
                         continue
@@ -325,7 +339,7 @@ class V1Protocol(Protocol):
                     if msg["type"] == "submitted":
                         self._on_submitted(batch, msg["results"], waiting)
                     elif msg["type"] == "done":
-                        state = state_from_json(msg["execution"])
+                        state = RemoteState.from_json(msg["execution"])
                         waiting.discard(state.id)
                         self.results.deliver(state)
 
@@ -336,7 +350,7 @@ class V1Protocol(Protocol):
             if "error" in res:
                 sub.submitted.fail(_item_error(res["error"]))
                 continue
-            state = state_from_json(res["execution"])
+            state = RemoteState.from_json(res["execution"])
             sub.result = self.results.slot(state.id)
             if not state.status.is_terminal:
                 self.results.covered.add(state.id)
@@ -347,17 +361,17 @@ class V1Protocol(Protocol):
     async def wait(self, eid: str) -> RemoteState:
         return await self.results.wait(eid)
 
+    @replies
     async def fetch(self, eid: str, *, wait: float = 0) -> RemoteState:
         params: dict[str, Any] = {"result": 1}
         timeout: httpx.Timeout | None = None
         if wait:
             params["wait"] = wait
             timeout = STREAM_TIMEOUT
-        r = await self.transport.request(
-            "GET", f"/v1/executions/{eid}", params=params, timeout=timeout
-        )
-        return state_from_json(r.json())
+        r = await self.transport.request("GET", _path(eid), params=params, timeout=timeout)
+        return RemoteState.from_json(json_of(r))
 
+    @replies
     async def value(self, state: RemoteState) -> Any:
         result = state.result
         if result is None:
@@ -371,12 +385,12 @@ class V1Protocol(Protocol):
 
     async def download(self, eid: str, size: int) -> Any:
         """Stream a large result into one buffer (no intermediate copies) and open it."""
-        async with self.transport.stream("GET", f"/v1/executions/{eid}/result") as response:
+        async with self.transport.stream("GET", _path(eid, "/result")) as response:
             length = int(response.headers.get("content-length") or size or 0)
             buf = bytearray(length)
             view = memoryview(buf)
             pos = 0
-            with stream_errors():
+            with stream_errors(response):
                 async for chunk in response.aiter_raw(1 << 20):
                     end = pos + len(chunk)
                     if end > length:  # longer than announced: grow (rare)
@@ -401,12 +415,12 @@ class V1Protocol(Protocol):
             try:
                 async with self.transport.stream(
                     "GET",
-                    f"/v1/executions/{eid}/events",
+                    _path(eid, "/events"),
                     headers={"last-event-id": str(last)},
                     timeout=EVENT_TIMEOUT,
                 ) as response:
                     event, data = "", ""
-                    with stream_errors():
+                    with stream_errors(response):
                         async for line in response.aiter_lines():
                             if line.startswith("data:"):
                                 data = line[5:].strip()
@@ -431,6 +445,7 @@ class V1Protocol(Protocol):
                     raise
                 await anyio.sleep(_backoff(policy, drops))
 
+    @reply_stream
     async def status_stream(
         self, eid: str, last: ExecutionStatus | None
     ) -> AsyncIterator[ExecutionStatus]:
@@ -441,27 +456,30 @@ class V1Protocol(Protocol):
                     last = status
                     yield status
 
+    @replies
     async def logs(self, eid: str) -> list[str]:
         lines: list[str] = []
         after = 0
         while True:
             r = await self.transport.request(
-                "GET", f"/v1/executions/{eid}/logs", params={"after": after, "limit": 10_000}
+                "GET", _path(eid, "/logs"), params={"after": after, "limit": 10_000}
             )
-            chunk = r.json()["lines"]
+            chunk = json_of(r)["lines"]
             lines.extend(e["line"] for e in chunk)
             if len(chunk) < 10_000:
                 return lines
             after = chunk[-1]["seq"]
 
+    @reply_stream
     async def log_stream(self, eid: str) -> AsyncIterator[str]:
         async for event, payload in self._events(eid):
             if event == "log":
                 yield str(payload["line"])
 
+    @replies
     async def cancel(self, eid: str) -> RemoteState:
-        r = await self.transport.request("POST", f"/v1/executions/{eid}/cancel", idempotent=True)
-        state = state_from_json(r.json())
+        r = await self.transport.request("POST", _path(eid, "/cancel"), idempotent=True)
+        state = RemoteState.from_json(json_of(r))
         if state.status.is_terminal:
             self.results.deliver(state)
         return state

@@ -499,12 +499,25 @@ def classify(
 
 
 def _json_text(value: object, limit: int) -> str | None:
-    """Compact JSON text of a strict JSON value, if it has at most ``limit`` characters."""
+    """Compact JSON text of a strict JSON value, if it has at most ``limit`` characters.
+
+    None too when a string in the value is not valid Unicode (a lone surrogate): UTF-8
+    JSON can't carry it, so such a result travels as dill only and comes back exact.
+    """
     try:
         text = json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (ValueError, TypeError, RecursionError):
         return None
-    return text if len(text) <= limit else None
+    if len(text) > limit:
+        return None
+    # The text is ASCII: surrogates (lone, or halves of a character beyond U+FFFF) appear
+    # as \udXXX escapes. Only then look closer (rare; the text is at most ``limit`` long).
+    if "\\ud" in text:
+        try:
+            json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    return text
 
 
 class _SiblingModules:

@@ -42,3 +42,8 @@ def add(a: Any, b: Any = 1, *rest: Any, scale: float = 1.0, **extra: Any) -> Any
 def environment() -> dict[str, str]:
     """What a worker sees: cwd and DAISI_BASE_URL."""
     return {"cwd": os.getcwd(), "base_url": os.environ.get("DAISI_BASE_URL", "")}
+
+
+def text(codepoints: list[int]) -> str:
+    """The string made of these code points (lone surrogates included)."""
+    return "".join(map(chr, codepoints))
