@@ -39,8 +39,10 @@ from ._wire import API_PREFIX
 if sys.version_info < (3, 11):  # pragma: no cover - anyio depends on the backport there
     from exceptiongroup import BaseExceptionGroup
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-NOT_PROCESSED_STATUSES = frozenset({429, 503})
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 507})
+NOT_PROCESSED_STATUSES = frozenset({429, 503, 507})
+# 503 and 507 are also the runtime's storage errors (storage_error, storage_full): the
+# request was not acted on (a refused submission is never created), so it is retried.
 """Statuses that say the request was not acted on: safe to retry even a plain POST."""
 
 

@@ -717,3 +717,16 @@ def test_idempotency_keys_of_a_store_without_fingerprints_still_work(
         )
         assert r.status_code == 409 and r.json()["error"]["code"] == "idempotency_mismatch"
         assert "unexpected error" not in rt.logs()
+
+
+def test_an_encoded_slash_stays_inside_its_segment(
+    client: httpx.Client, ids: dict[str, str]
+) -> None:
+    # Routing used to decode %2F first: "x%2Fcancel" reached the cancel route (405).
+    for path in ("/v1/executions/x%2Fcancel", "/v1/executions/x%2flogs", "/v1/blobs/a%2Fb"):
+        r = client.get(path)
+        assert r.status_code == 404, (path, r.text)
+        assert r.json()["error"]["code"] == "not_found"
+    # Names with a slash ("owner/name") are still found when the slash is encoded.
+    r = client.get("/v1/daisies/exampledaisies%2FDaisi%20Serialize")
+    assert r.status_code == 200 and r.json()["id"] == ids["serialize"]

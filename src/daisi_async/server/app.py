@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
@@ -17,6 +18,7 @@ from . import routes_legacy, routes_v1
 from .engine import Runtime, RuntimeConfig
 from .errors import ApiError
 from .http import error_response, json_response
+from .rawpath import RawPathMiddleware
 from .store import StorageError, Store
 
 log = logging.getLogger("daisi_async.server")
@@ -83,6 +85,7 @@ def create_app(
     app = Starlette(
         routes=[Mount(API_PREFIX, routes=routes)],
         lifespan=lifespan,
+        middleware=[Middleware(RawPathMiddleware)],
         exception_handlers={
             ApiError: _api_error,
             StorageError: _storage_error,
