@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .server.worker_env import is_variable_name
+
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
@@ -34,6 +36,12 @@ def _positive_int(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return n
+
+
+def _env_name(text: str) -> str:
+    if not is_variable_name(text):
+        raise argparse.ArgumentTypeError(f"not an environment variable name: {text!r}")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--owner", default="local", help="owner of Daisies whose daisi.toml names none"
     )
     serve.add_argument("--legacy-only", action="store_true", help="serve only the pydaisi routes")
+    serve.add_argument(
+        "--env-pass",
+        action="append",
+        type=_env_name,
+        default=[],
+        metavar="NAME",
+        help="pass this environment variable to the Daisies' workers (repeatable); "
+        "they get only an allowlist (PATH, HOME, locale, ...) otherwise",
+    )
     serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     return parser
 
@@ -105,6 +122,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body,
         legacy_only=args.legacy_only,
         default_owner=args.owner,
+        env_pass=tuple(args.env_pass),
     )
     try:
         run(config, host=args.host, port=args.port, ready_file=args.ready_file)

@@ -292,3 +292,55 @@ def test_kill_tree_beats_fork_races(tmp_path: Path) -> None:
         if root.poll() is None:
             root.kill()
             root.wait()
+
+
+# -- the workers' environment ------------------------------------------------------------
+
+
+def test_workers_get_an_allowlisted_environment(
+    client: httpx.Client, ids: dict[str, str], runtime: LocalRuntime
+) -> None:
+    from daisi_async.server.worker_env import ALLOWED_NAMES, ALLOWED_PREFIXES
+
+    env = value(call(client, ids["Procs"], "environment"))
+    assert SECRET[0] not in env and PASSED[0] not in env
+    assert not any(SECRET[1] in v for v in env.values())
+    for name in ("PATH", "HOME", "LANG", "TZ", "TMPDIR"):
+        if name in os.environ:
+            assert env[name] == os.environ[name], name
+    assert env["DAISI_BASE_URL"] == runtime.url
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(
+        Path(__file__).resolve().parents[2] / "src"
+    )
+    extra = {"DAISI_BASE_URL", "PYTHONPATH"}
+    unexpected = [
+        k for k in env if k not in ALLOWED_NAMES | extra and not k.startswith(ALLOWED_PREFIXES)
+    ]
+    assert unexpected == []
+
+
+def test_env_pass_passes_named_variables(tree: Path) -> None:
+    args = [*LIMITS, "--env-pass", PASSED[0], "--env-pass", "DAISI_TEST_NOT_SET_ANYWHERE"]
+    with (
+        LocalRuntime(tree, extra_args=args, env=SERVER_ENV) as rt,
+        httpx.Client(base_url=rt.api, timeout=60) as client,
+    ):
+        env = value(call(client, daisi_ids(client)["Procs"], "environment"))
+    assert env[PASSED[0]] == PASSED[1]
+    assert SECRET[0] not in env
+    assert "DAISI_TEST_NOT_SET_ANYWHERE" not in env
+
+
+@pytest.mark.parametrize("bad", ["", "A=B", "1ABC", "WITH SPACE"])
+def test_env_pass_rejects_what_is_not_a_variable_name(tmp_path: Path, bad: str) -> None:
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = subprocess.run(
+        [sys.executable, "-m", "daisi_async", "serve", str(tmp_path), "--env-pass", bad],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    assert done.returncode == 2
+    assert "--env-pass" in done.stderr and "not an environment variable name" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # no store was created

@@ -49,6 +49,9 @@ class RuntimeConfig:
     legacy_only: bool = False
     base_url: str = ""
     default_owner: str = "local"
+    env_pass: tuple[str, ...] = ()
+    """Names of server environment variables that workers get on top of the allowlist
+    of :mod:`daisi_async.server.worker_env` (``daisi serve --env-pass NAME``)."""
 
 
 def error_text(error: Mapping[str, str] | None) -> str:
@@ -94,7 +97,12 @@ class Runtime:
             self._schedule(rec)
 
     async def _start_pool(self, spec: DaisiSpec) -> None:
-        env = {"DAISI_BASE_URL": self.config.base_url} if self.config.base_url else {}
+        from .worker_env import worker_environment
+
+        env = worker_environment(
+            passed=self.config.env_pass,
+            extra={"DAISI_BASE_URL": self.config.base_url} if self.config.base_url else None,
+        )
         pool = WorkerPool(
             name=spec.full_name,
             directory=spec.path,

@@ -27,7 +27,8 @@ Processes a Daisi starts belong to the worker (see :mod:`daisi_async.server.proc
   its process group and the processes it last saw below the worker (it looks every
   ``MEMORY_CHECK_INTERVAL`` while the worker is busy).
 
-Each worker runs in its own session (process group). Worker stdout
+Workers get an allowlisted environment (:mod:`daisi_async.server.worker_env`), not
+the server's. Each worker runs in its own session (process group). Worker stdout
 (fd 1) goes to ``/dev/null``; worker stderr (fd 2) is the server's stderr, so a
 worker that dies hard leaves its last words in the server's log. Everything a
 Daisi prints through ``sys.stdout``, ``sys.stderr`` or ``logging`` during an
@@ -58,6 +59,7 @@ import daisi_async
 
 from . import proctree
 from ._frames import FrameError, encode_head, read_frame_async
+from .worker_env import worker_environment
 
 __all__ = ["DaisiImportError", "Job", "Outcome", "WorkerPool"]
 
@@ -306,9 +308,7 @@ class WorkerPool:
         self._on_log = on_log
         self._python = python
         self._target = size
-        full_env = dict(os.environ)
-        if env:
-            full_env.update(env)
+        full_env = dict(env) if env is not None else worker_environment()
         pythonpath = _package_root()
         if full_env.get("PYTHONPATH"):
             pythonpath += os.pathsep + full_env["PYTHONPATH"]
