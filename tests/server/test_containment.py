@@ -2,7 +2,7 @@
 its worker, the memory limit counts them, and workers see only an allowlisted environment.
 
 The Daisies are copies of tests/daisies/_procs/app.py written into a temporary folder:
-"Procs" (the runtime's limits) and "Fuse" (a 2 s time limit). Each worker starts a
+"Procs" (the runtime's limits) and "Fuse" (a 3 s time limit). Each worker starts a
 helper process at import time and appends its pid to ``helpers.txt`` in its folder.
 
 Process checks read ``/proc/<pid>/stat``. A killed child of a worker must be reaped by the
@@ -24,10 +24,12 @@ from typing import Any
 import httpx
 import pytest
 
+import daisi_async
 from daisi_async.server import proctree
 from daisi_async.testing import LocalRuntime
 
 SOURCE = Path(__file__).resolve().parents[1] / "daisies" / "_procs" / "app.py"
+PACKAGE_ROOT = str(Path(daisi_async.__file__).resolve().parent.parent)  # what the runtime runs
 SECRET = ("DAISI_TEST_API_TOKEN", "hunter2-do-not-leak")
 PASSED = ("DAISI_TEST_PASSED_ON_PURPOSE", "visible")
 SERVER_ENV = dict([SECRET, PASSED])
@@ -35,8 +37,8 @@ LIMITS = ["--memory-limit", "300MB"]
 
 
 def build_tree(root: Path) -> Path:
-    """A folder of two Daisies running the Procs code: "Procs" and "Fuse" (2 s limit)."""
-    for folder, config in (("procs", 'name = "Procs"\n'), ("fuse", 'name = "Fuse"\ntimeout = 2\n')):
+    """A folder of two Daisies running the Procs code: "Procs" and "Fuse" (3 s limit)."""
+    for folder, config in (("procs", 'name = "Procs"\n'), ("fuse", 'name = "Fuse"\ntimeout = 3\n')):
         (root / folder).mkdir(parents=True)
         shutil.copy(SOURCE, root / folder / "app.py")
         (root / folder / "daisi.toml").write_text(config)
@@ -309,9 +311,7 @@ def test_workers_get_an_allowlisted_environment(
         if name in os.environ:
             assert env[name] == os.environ[name], name
     assert env["DAISI_BASE_URL"] == runtime.url
-    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(
-        Path(__file__).resolve().parents[2] / "src"
-    )
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == PACKAGE_ROOT
     extra = {"DAISI_BASE_URL", "PYTHONPATH"}
     unexpected = [
         k for k in env if k not in ALLOWED_NAMES | extra and not k.startswith(ALLOWED_PREFIXES)
@@ -333,7 +333,6 @@ def test_env_pass_passes_named_variables(tree: Path) -> None:
 
 @pytest.mark.parametrize("bad", ["", "A=B", "1ABC", "WITH SPACE", "-"])
 def test_env_pass_rejects_what_is_not_a_variable_name(tree: Path, tmp_path: Path, bad: str) -> None:
-    src = str(Path(__file__).resolve().parents[2] / "src")
     store = tmp_path / "store"
     cmd = [sys.executable, "-m", "daisi_async", "serve", str(tree), "--store", str(store)]
     done = subprocess.run(
@@ -341,7 +340,7 @@ def test_env_pass_rejects_what_is_not_a_variable_name(tree: Path, tmp_path: Path
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": src},
+        env={**os.environ, "PYTHONPATH": PACKAGE_ROOT},
     )
     assert done.returncode == 2, done.stderr
     assert f"argument --env-pass: not an environment variable name: {bad!r}" in done.stderr

@@ -16,20 +16,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# A double-forked daemon in a session of its own: it writes its pid to argv[1].
-DAEMON = """
-import os, sys, time
-if os.fork():
-    os._exit(0)
-os.setsid()
-if os.fork():
-    os._exit(0)
-with open(sys.argv[1] + ".tmp", "w") as f:
-    f.write(str(os.getpid()))
-os.replace(sys.argv[1] + ".tmp", sys.argv[1])
-time.sleep(300)
-"""
-
 # Allocates and touches argv[1] MiB, then sleeps argv[2] seconds.
 HOG = """
 import sys, time
@@ -47,13 +33,25 @@ def helper() -> int:
     return _helper.pid
 
 
-def _wait_for_file(path: Path, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} did not appear")
-        time.sleep(0.005)
-    return path.read_text()
+def _daemon() -> int:
+    """Double-fork ``sleep 300`` into a session of its own, as daemons do; its pid."""
+    read_end, write_end = os.pipe()
+    first = os.fork()
+    if first == 0:  # the intermediate child: new session, fork again, leave
+        try:
+            os.close(read_end)
+            os.setsid()
+            grandchild = os.fork()
+            if grandchild == 0:
+                os.execvp("sleep", ["sleep", "300"])
+            os.write(write_end, str(grandchild).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as f:
+        text = f.read()
+    os.waitpid(first, 0)
+    return int(text)
 
 
 def spawn(pidfile: str, then: str = "return", seconds: float = 0.0) -> list[int]:
@@ -65,9 +63,7 @@ def spawn(pidfile: str, then: str = "return", seconds: float = 0.0) -> list[int]
     """
     child = subprocess.Popen(["sleep", "300"])
     loner = subprocess.Popen(["sleep", "300"], start_new_session=True)
-    daemon_file = Path(pidfile + ".daemon")
-    subprocess.run([sys.executable, "-c", DAEMON, str(daemon_file)], check=True)
-    pids = [child.pid, loner.pid, int(_wait_for_file(daemon_file))]
+    pids = [child.pid, loner.pid, _daemon()]
     tmp = Path(pidfile + ".tmp")
     tmp.write_text("\n".join(map(str, pids)) + "\n")
     os.replace(tmp, pidfile)
