@@ -285,10 +285,10 @@ def test_kill_tree_beats_fork_races(tmp_path: Path) -> None:
         assert len(below) >= 40
         assert proctree.tree_rss(root.pid) > 40 * 4096
         killed = proctree.kill_tree(root.pid)  # while it keeps forking
-        assert root.pid in killed and below <= set(killed)
+        assert root.pid in killed and len(killed) >= 40
         assert root.wait(10) == -9
         pids = [int(line) for line in log.read_text().split()]
-        wait_until(lambda: all(gone(p) for p in pids))
+        wait_until(lambda: all(gone(p) for p in [*pids, *below]))
         assert proctree.descendants(root.pid) == []
     finally:
         if root.poll() is None:

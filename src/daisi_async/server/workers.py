@@ -723,7 +723,8 @@ class WorkerPool:
             worker.kill("time")
             return
         table = _scans.table()
-        if worker.pid in table:
+        root = table.get(worker.pid)
+        if root is not None and root.state not in ("Z", "X"):  # (a dead one has no tree)
             worker.known = frozenset(p.key for p in proctree.descendants(worker.pid, table))
             rss = proctree.tree_rss(worker.pid, table)
             worker.peak_rss = max(worker.peak_rss, rss)
