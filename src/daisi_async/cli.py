@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .server.worker_env import is_variable_name
+
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
@@ -44,6 +46,12 @@ def _positive_float(text: str) -> float:
     if not 0 < x < float("inf"):
         raise argparse.ArgumentTypeError("must be a positive number of seconds")
     return x
+
+
+def _env_name(text: str) -> str:
+    if not is_variable_name(text):
+        raise argparse.ArgumentTypeError(f"not an environment variable name: {text!r}")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="HTTP parser: httptools when installed (auto), or h11",
     )
+    serve.add_argument(
+        "--env-pass",
+        action="append",
+        type=_env_name,
+        default=[],
+        metavar="NAME",
+        help="pass this environment variable to the Daisies' workers (repeatable); "
+        "they get only an allowlist (PATH, HOME, locale, ...) otherwise",
+    )
     serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     return parser
 
@@ -149,6 +166,7 @@ def _serve(args: argparse.Namespace) -> int:
         legacy_only=args.legacy_only,
         sync=args.sync.upper(),
         default_owner=args.owner,
+        env_pass=tuple(args.env_pass),
     )
     if args.max_workers is not None:
         config.max_workers = args.max_workers

@@ -119,6 +119,16 @@ def hog(mb):
     return len(b)
 
 
+def child_hog(mb):
+    import subprocess
+    code = f"import time; b = b'x' * ({mb} * 2**20); time.sleep(10)"
+    return subprocess.run([sys.executable, "-c", code]).returncode
+
+
+def environment():
+    return dict(os.environ)
+
+
 def quit(code):
     sys.exit(code)
 
@@ -506,6 +516,36 @@ async def test_memory_limit(tmp_path: Path) -> None:
         assert out.error["type"] == "daisi.MemoryLimitExceeded"
         assert "memory limit of 200 MiB" in out.error["message"]
         assert value(await pool.run(job(tmp_path, "add", a=1, b=2))) == 3
+
+
+async def test_memory_limit_counts_child_processes(tmp_path: Path) -> None:
+    folder = make_daisi(tmp_path, APP)
+    async with open_pool(folder, memory_limit=200 * 2**20) as pool:
+        started = time.monotonic()
+        out = await pool.run(job(tmp_path, "child_hog", mb=400))
+        assert time.monotonic() - started < 8  # killed, not waited for
+        assert out.error is not None
+        assert out.error["type"] == "daisi.MemoryLimitExceeded"
+        assert "memory limit of 200 MiB" in out.error["message"]
+        assert "child processes" in out.error["message"]
+        assert value(await pool.run(job(tmp_path, "child_hog", mb=1))) == 0
+
+
+async def test_workers_get_an_allowlisted_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAISI_TEST_SECRET_KEY", "not-for-daisies")
+    monkeypatch.setenv("LC_TIME", "C")
+    folder = make_daisi(tmp_path, APP)
+    async with open_pool(folder) as pool:
+        env = value(await pool.run(job(tmp_path, "environment")))
+    assert "DAISI_TEST_SECRET_KEY" not in env
+    assert env["PATH"] == os.environ["PATH"] and env["LC_TIME"] == "C"
+    # an explicit environment is taken as it is (the pool only sets PYTHONPATH)
+    async with open_pool(folder, env={"ONLY": "this"}) as pool:
+        env = value(await pool.run(job(tmp_path, "environment")))
+    # (Python itself sets LC_CTYPE when no locale is set: PEP 538 locale coercion)
+    assert set(env) - {"LC_CTYPE"} == {"ONLY", "PYTHONPATH"}
 
 
 async def test_cancellation_kills_the_worker(tmp_path: Path) -> None:

@@ -19,6 +19,15 @@ over it. The worker
 
 Client bytes (dill arguments) are opened only here, never in the server.
 
+Processes (see :mod:`daisi_async.server.proctree`): the worker is a child subreaper,
+so every process the Daisi starts stays below it, even one that double-forks into a
+session of its own. Processes alive when the worker reports ``ready`` (started at
+import time) may live as long as the worker. Any other process below the worker
+when an execution ends is killed and reaped before the ``done`` frame is sent. The
+worker kills everything below it before it exits, and when the server dies (a
+thread watches the server through a pidfd, or polls the parent pid where there is
+none).
+
 Output: during an execution, ``sys.stdout`` and ``sys.stderr`` are line writers
 that send every complete line to the server at once as a ``log`` frame, from
 any thread; ``logging`` goes to the current ``sys.stderr``. Outside executions
@@ -44,7 +53,7 @@ import math
 import os
 import pickle
 import platform
-import signal
+import select
 import socket
 import sys
 import threading
@@ -56,7 +65,7 @@ from typing import Any, NoReturn, TextIO
 
 import dill
 
-from daisi_async.server import _frames
+from daisi_async.server import _frames, proctree
 
 DEFAULT_INLINE_LIMIT = 65536
 """Results up to this many dill bytes travel in the ``done`` frame; larger ones go to a file."""
@@ -71,8 +80,21 @@ _ASYNCIO_DIR = os.path.normcase(os.path.dirname(os.path.abspath(asyncio.__file__
 _AST_FILE = os.path.normcase(os.path.abspath(ast.__file__))
 
 
+PARENT_POLL = 0.1
+"""Seconds between two checks that the server is alive, where pidfds are missing."""
+
+
+def _kill_descendants() -> None:
+    """SIGKILL every process below this one."""
+    if proctree.has_children():
+        proctree.kill_tree(os.getpid(), include_root=False, timeout=1.0)
+
+
 def _exit_now(code: int = 0) -> NoReturn:
-    """Leave at once: no atexit handlers, no waiting for the Daisi's threads."""
+    """Leave at once: no atexit handlers, no waiting for the Daisi's threads; but first
+    kill the processes below the worker (they would outlive it, re-parented to init)."""
+    with contextlib.suppress(Exception):  # best effort on the way out
+        _kill_descendants()
     for stream in (sys.__stdout__, sys.__stderr__):
         try:
             if stream is not None:
@@ -634,6 +656,15 @@ class _Worker:
         self.out = out
         self.err = err
         self.siblings = siblings
+        self.resident: frozenset[tuple[int, int]] = frozenset()
+        """Processes started at import time: they live as long as the worker."""
+        if proctree.has_children():
+            self.resident = frozenset(p.key for p in proctree.descendants(os.getpid()))
+
+    def end_processes(self) -> None:
+        """Kill and reap the processes the execution started (a syscall if there are none)."""
+        if proctree.has_children():
+            proctree.kill_tree(os.getpid(), include_root=False, keep=self.resident, reap=True)
 
     def run(self, header: dict[str, Any], body: bytes) -> None:
         eid = str(header.get("eid", ""))
@@ -660,16 +691,18 @@ class _Worker:
             self.err.end()
         if error is not None:
             del result
-            self.channel.send({"op": "done", "eid": eid, "ok": False, "error": error})
-            return
-        reply, data = _result_frame(
-            eid,
-            result,
-            inline_limit=inline_limit,
-            result_path=result_path if isinstance(result_path, str) else None,
-            siblings=self.siblings,
-        )
-        del result
+            reply: dict[str, Any] = {"op": "done", "eid": eid, "ok": False, "error": error}
+            data = b""
+        else:
+            reply, data = _result_frame(
+                eid,
+                result,
+                inline_limit=inline_limit,
+                result_path=result_path if isinstance(result_path, str) else None,
+                siblings=self.siblings,
+            )
+            del result
+        self.end_processes()
         self.channel.send(reply, data)
 
     def serve(self) -> None:
@@ -689,26 +722,32 @@ class _Worker:
 
 
 def _die_with_parent() -> None:
-    """Exit when the runtime dies, even in the middle of a silent job.
+    """Kill everything below the worker and exit when the server dies, even by SIGKILL
+    and in the middle of a silent job.
 
-    Linux delivers SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG); elsewhere,
-    and as a backstop, a daemon thread notices that the parent changed.
+    A daemon thread waits on a pidfd of the server (Linux 5.3+), which becomes
+    readable the moment the server exits; elsewhere it polls the parent pid every
+    ``PARENT_POLL`` seconds. The thread needs the GIL: a C extension that holds it
+    delays the cleanup until it lets go. (A parent-death signal would not: but
+    SIGKILL would orphan the Daisi's processes, and any other signal is handled
+    in the main thread only.)
     """
     parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(0)
+    pidfd: int | None = None
+    with contextlib.suppress(AttributeError, OSError):
+        pidfd = os.pidfd_open(parent)
+    if os.getppid() != parent:  # the server died before the watch began
+        _exit_now(0)
 
     def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(0)
+        if pidfd is not None:
+            with contextlib.suppress(OSError):
+                poller = select.poll()
+                poller.register(pidfd, select.POLLIN)
+                poller.poll()  # readable once the server has exited
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        _exit_now(0)
 
     threading.Thread(target=watch, name="daisi-parent-watch", daemon=True).start()
 
@@ -723,6 +762,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True)
     parser.add_argument("--entry", required=True)
     ns = parser.parse_args(argv)
+    proctree.become_subreaper()
     _die_with_parent()
 
     os.set_inheritable(ns.fd, False)  # the Daisi's subprocesses must not hold the socket
@@ -744,8 +784,8 @@ def main(argv: list[str] | None = None) -> int:
         error = _error(_qualified_type(exc), _safe_str(exc), _format_exception(exc))
         channel.send({"op": "import_error", "error": error})
         _exit_now(0)
-    channel.send({"op": "ready", "pid": os.getpid()})
     worker = _Worker(channel, module, out, err, _SiblingModules(directory))
+    channel.send({"op": "ready", "pid": os.getpid()})
     worker.serve()
     del original_main
     _exit_now(0)

@@ -65,6 +65,9 @@ class RuntimeConfig:
     default_owner: str = "local"
     max_workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, MAX_WORKERS))
     """The most workers a Daisi's pool may have (``--max-workers``; pools start clamped)."""
+    env_pass: tuple[str, ...] = ()
+    """Names of server environment variables that workers get on top of the allowlist
+    of :mod:`daisi_async.server.worker_env` (``daisi serve --env-pass NAME``)."""
 
 
 def error_text(error: Mapping[str, str] | None) -> str:
@@ -111,7 +114,12 @@ class Runtime:
             self._schedule(rec)
 
     async def _start_pool(self, spec: DaisiSpec) -> None:
-        env = {"DAISI_BASE_URL": self.config.base_url} if self.config.base_url else {}
+        from .worker_env import worker_environment
+
+        env = worker_environment(
+            passed=self.config.env_pass,
+            extra={"DAISI_BASE_URL": self.config.base_url} if self.config.base_url else None,
+        )
         pool = WorkerPool(
             name=spec.full_name,
             directory=spec.path,

@@ -7,16 +7,32 @@ module once and run executions one at a time. The pool
 * hands jobs to idle workers first come, first served;
 * relays each log line to ``on_log`` as the worker prints it;
 * enforces a time limit and a memory limit per execution by killing the worker;
+  the memory limit counts the resident memory of the worker and of every process
+  below it;
 * replaces workers that die, time out, exceed their memory or are cancelled;
 * never unpickles anything: argument bytes go to the worker as they are, and
   results come back as dill bytes (plus JSON text when the result is plain JSON).
 
-Each worker runs in its own session (process group), so killing a worker also
-kills the processes the Daisi started. Worker stdout (fd 1) goes to
-``/dev/null``; worker stderr (fd 2) is the server's stderr, so a worker that
-dies hard leaves its last words in the server's log. Everything a Daisi prints
-through ``sys.stdout``, ``sys.stderr`` or ``logging`` during an execution is
-captured and relayed instead.
+Processes a Daisi starts belong to the worker (see :mod:`daisi_async.server.proctree`):
+
+* a worker is a child subreaper, so orphans and daemons that left their session
+  stay below it; at the end of each execution it kills (and reaps) every process
+  the execution started, before it reports the result. Processes started at import
+  time live as long as their worker.
+* killing a worker kills its whole tree (frozen first, descendants before the
+  worker), and a worker that exits kills its tree first;
+* a worker notices at once when the server dies (even by SIGKILL), kills its tree
+  and exits;
+* a worker that dies by itself (a crash) leaves orphans to init: the pool then kills
+  its process group and the processes it last saw below the worker (it looks every
+  ``MEMORY_CHECK_INTERVAL`` while the worker is busy).
+
+Workers get an allowlisted environment (:mod:`daisi_async.server.worker_env`), not
+the server's. Each worker runs in its own session (process group). Worker stdout
+(fd 1) goes to ``/dev/null``; worker stderr (fd 2) is the server's stderr, so a
+worker that dies hard leaves its last words in the server's log. Everything a
+Daisi prints through ``sys.stdout``, ``sys.stderr`` or ``logging`` during an
+execution is captured and relayed instead.
 
 The pool is asyncio-only and must be used from one event loop.
 """
@@ -33,6 +49,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +57,9 @@ from typing import Any
 
 import daisi_async
 
+from . import proctree
 from ._frames import FrameError, encode_head, read_frame_async
+from .worker_env import worker_environment
 
 __all__ = ["DaisiImportError", "Job", "Outcome", "WorkerPool"]
 
@@ -50,12 +69,14 @@ MAX_WORKERS = 64
 """The largest pool size accepted by :meth:`WorkerPool.resize`."""
 
 MEMORY_CHECK_INTERVAL = 0.25
-"""Seconds between two checks of a busy worker's resident memory."""
+"""Seconds between two checks of a busy worker's resident memory (its whole tree)."""
+
+SCAN_MAX_AGE = 0.1
+"""Memory checks within this many seconds of each other share one scan of ``/proc``."""
 
 EXIT_GRACE = 2.0
 """Seconds a worker is given to exit when asked, before it is killed."""
 
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _WORKER_MODULE = "daisi_async.server._worker_main"
 
 
@@ -143,14 +164,34 @@ def _format_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
-def _rss(pid: int) -> int | None:
-    """Resident memory of ``pid`` in bytes, from ``/proc/<pid>/statm``."""
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as f:
-            fields = f.read().split()
-        return int(fields[1]) * _PAGE_SIZE
-    except (OSError, IndexError, ValueError):
-        return None
+class _SharedScan:
+    """The latest scan of ``/proc``, reused for ``max_age`` seconds.
+
+    With many busy workers, a check every 0.25 s each would scan ``/proc`` many times
+    a second; sharing bounds it to one scan per ``max_age``.
+    """
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self._at = -math.inf
+        self._table: proctree.Table = {}
+
+    def table(self) -> proctree.Table:
+        now = time.monotonic()
+        if now - self._at > self.max_age:
+            self._table = proctree.scan()
+            self._at = time.monotonic()
+        return self._table
+
+
+_scans = _SharedScan(SCAN_MAX_AGE)
+
+
+def _kill_worker_tree(pid: int) -> None:
+    """SIGKILL a worker, everything below it, and its process group."""
+    proctree.kill_tree(pid, timeout=0.5)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _package_root() -> str:
@@ -166,6 +207,7 @@ class _Worker:
         "deadline",
         "gone",
         "kill_reason",
+        "known",
         "peak_rss",
         "pid",
         "proc",
@@ -190,17 +232,25 @@ class _Worker:
         self.watchdog: asyncio.TimerHandle | None = None  # time and memory limits of the job
         self.deadline = math.inf
         self.peak_rss = 0
+        self.known: frozenset[tuple[int, int]] = frozenset()  # processes last seen below it
 
     def kill(self, reason: str | None = None) -> None:
-        """SIGKILL the worker's process group (once) and close the socket."""
+        """SIGKILL the worker's process tree and close the socket."""
         if reason is not None and self.kill_reason is None and not self.gone:
             self.kill_reason = reason
         self.gone = True
         if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+            _kill_worker_tree(self.pid)
         self.stop_watchdog()
         self.writer.close()
+
+    def sweep(self) -> None:
+        """After the worker exited: kill what it may have left to init."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        if self.known:
+            proctree.kill_known(self.known)
+            self.known = frozenset()
 
     def stop_watchdog(self) -> None:
         """Cancel the job's time and memory checks."""
@@ -258,9 +308,7 @@ class WorkerPool:
         self._on_log = on_log
         self._python = python
         self._target = size
-        full_env = dict(os.environ)
-        if env:
-            full_env.update(env)
+        full_env = dict(env) if env is not None else worker_environment()
         pythonpath = _package_root()
         if full_env.get("PYTHONPATH"):
             pythonpath += os.pathsep + full_env["PYTHONPATH"]
@@ -480,8 +528,7 @@ class WorkerPool:
             reader, writer = await asyncio.open_connection(sock=parent)
         except BaseException:
             parent.close()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            _kill_worker_tree(proc.pid)
             raise
         worker = _Worker(proc, reader, writer)
         self._all.add(worker)
@@ -510,6 +557,7 @@ class WorkerPool:
 
     async def _reap_when_done(self, worker: _Worker) -> None:
         await worker.proc.wait()
+        worker.sweep()
         worker.gone = True
         worker.writer.close()
         self._all.discard(worker)
@@ -660,7 +708,9 @@ class WorkerPool:
     # --- one execution -------------------------------------------------------------------
 
     def _watch(self, worker: _Worker) -> None:
-        """The job's watchdog: enforce the time limit, check memory every 0.25 s.
+        """The job's watchdog: enforce the time limit; every 0.25 s, measure the
+        worker's tree (its resident memory against the limit) and note which
+        processes are below the worker (to kill them should the worker crash).
 
         One timer per running job, rescheduled at the next check or the deadline.
         """
@@ -672,17 +722,17 @@ class WorkerPool:
         if now >= worker.deadline:
             worker.kill("time")
             return
-        limit = self.memory_limit
-        if limit is not None:
-            rss = _rss(worker.pid)
-            if rss is not None:
-                worker.peak_rss = max(worker.peak_rss, rss)
-                if rss > limit:
-                    worker.kill("memory")
-                    return
-            when = min(now + MEMORY_CHECK_INTERVAL, worker.deadline)
-        else:
-            when = worker.deadline
+        table = _scans.table()
+        root = table.get(worker.pid)
+        if root is not None and root.state not in ("Z", "X"):  # (a dead one has no tree)
+            worker.known = frozenset(p.key for p in proctree.descendants(worker.pid, table))
+            rss = proctree.tree_rss(worker.pid, table)
+            worker.peak_rss = max(worker.peak_rss, rss)
+            limit = self.memory_limit
+            if limit is not None and rss > limit:
+                worker.kill("memory")
+                return
+        when = min(now + MEMORY_CHECK_INTERVAL, worker.deadline)
         if not math.isinf(when):
             worker.watchdog = loop.call_at(when, self._watch, worker)
 
@@ -719,11 +769,9 @@ class WorkerPool:
         now = loop.time()
         worker.deadline = now + max(job.timeout, 0.0)
         worker.peak_rss = 0
-        first = worker.deadline
-        if self.memory_limit is not None:
-            first = min(first, now + MEMORY_CHECK_INTERVAL)
-        if not math.isinf(first):
-            worker.watchdog = loop.call_at(first, self._watch, worker)
+        worker.watchdog = loop.call_at(
+            min(worker.deadline, now + MEMORY_CHECK_INTERVAL), self._watch, worker
+        )
         try:
             try:
                 worker.writer.write(head)
@@ -773,6 +821,7 @@ class WorkerPool:
         if reason is None:
             worker.gone = True
             returncode = await worker.finish(1.0)
+            worker.sweep()  # before the crash is reported
             return Outcome(
                 ok=False,
                 error=_error(
@@ -795,8 +844,9 @@ class WorkerPool:
                 ok=False,
                 error=_error(
                     "daisi.MemoryLimitExceeded",
-                    f"execution exceeded its memory limit of {_format_bytes(limit)} "
-                    f"(the worker's resident memory reached {_format_bytes(worker.peak_rss)})",
+                    f"execution exceeded its memory limit of {_format_bytes(limit)} (the "
+                    "resident memory of the worker and its child processes reached "
+                    f"{_format_bytes(worker.peak_rss)})",
                 ),
             )
         if reason == "protocol":
