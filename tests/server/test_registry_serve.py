@@ -151,11 +151,6 @@ def test_missing_requirement_is_served_and_reported(
     assert execution["result"]["value"] == "pong"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the worker puts only the Daisi's folder on sys.path, not the entry's folder "
-    "(DaisiSpec.import_paths); the worker program is changed separately",
-)
 def test_entry_in_a_subfolder_imports_its_siblings(
     client: httpx.Client, listing: dict[str, dict[str, Any]]
 ) -> None:

@@ -769,7 +769,10 @@ def main(argv: list[str] | None = None) -> int:
     channel = _Channel(socket.socket(fileno=ns.fd))
     directory = os.path.abspath(ns.dir)
     os.chdir(directory)
-    sys.path.insert(0, directory)
+    # The entry's own folder first (``import sibling``, as when Python runs a script),
+    # then the Daisi's folder (``from sub_folder.module import x``).
+    entry_dir = os.path.dirname(os.path.join(directory, ns.entry))
+    sys.path[0:0] = [entry_dir, directory] if entry_dir != directory else [directory]
     sys.argv = [os.path.join(directory, ns.entry)]
 
     out = _LineWriter(channel, "stdout", sys.stdout)
