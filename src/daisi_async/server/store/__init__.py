@@ -3,15 +3,18 @@
 * :mod:`.store` — :class:`Store`, the one object the engine and routes use;
 * :mod:`.writer` — grouped commits that isolate bad data and survive a failing disk;
 * :mod:`.records` — what is kept (:class:`ExecutionRecord`, :class:`Event`, :class:`Blob`);
-* :mod:`.blobs` — blob files; :mod:`.lock` — one server per store;
+* :mod:`.schema` — the tables; :mod:`.queries` — reads of what is committed;
+* :mod:`.blobs` — blob files and blob rows; :mod:`.lock` — one server per store;
+* :mod:`.idempotency` — request fingerprints;
 * :mod:`.errors` — :class:`StorageError` and text made storable.
 """
 
 from .blobs import INLINE_BLOB_BYTES, BlobTooLarge, valid_key
 from .errors import StorageError, storable_text
+from .idempotency import IdempotencyMismatch, request_fingerprint
 from .lock import StoreLock, StoreLockedError
 from .records import Blob, Event, ExecutionRecord
-from .store import STORAGE_FAILED, IdempotencyMismatch, Listener, Store, request_fingerprint
+from .store import STORAGE_FAILED, Listener, Store
 
 __all__ = [
     "INLINE_BLOB_BYTES",

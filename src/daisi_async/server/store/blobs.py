@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import StorageError, storage_error
 from .records import Blob
+from .schema import INSERT_BLOB
+from .writer import GroupWriter, Op
 
-__all__ = ["INLINE_BLOB_BYTES", "BlobFiles", "BlobTooLarge", "valid_key"]
+__all__ = ["INLINE_BLOB_BYTES", "BlobFiles", "BlobMethods", "BlobTooLarge", "valid_key"]
 
 INLINE_BLOB_BYTES = 256 * 1024
 """Blobs up to this size live in the database; larger ones are files."""
@@ -122,3 +127,75 @@ class BlobFiles:
         with open(blob.path, "rb") as fh:
             while chunk := fh.read(chunk_size):
                 yield chunk
+
+
+class BlobMethods:
+    """The store's blob operations (a part of :class:`~.store.Store`)."""
+
+    files: BlobFiles
+    _writer: GroupWriter
+
+    @property
+    def db(self) -> sqlite3.Connection:  # provided by the store
+        raise NotImplementedError
+
+    def blob_path(self, key: str) -> Path:
+        """Where the file of a large blob lives."""
+        return self.files.path(key)
+
+    def result_blob(self, key: str, data: bytes) -> tuple[str, bytes | Path, int]:
+        """A result held in memory, as :meth:`finish` takes it (large ones go to a file)."""
+        if len(data) > INLINE_BLOB_BYTES:
+            return key, self.files.write(key, data), len(data)
+        return key, data, len(data)
+
+    @staticmethod
+    def _blob_statement(
+        key: str, content: bytes | Path, size: int, owner: str | None
+    ) -> tuple[str, tuple[Any, ...]]:
+        if isinstance(content, Path):
+            return INSERT_BLOB, (key, size, None, str(content), owner, time.time())
+        return INSERT_BLOB, (key, size, content, None, owner, time.time())
+
+    def put_blob(self, data: bytes, *, owner: str | None, key: str | None = None) -> str:
+        """Store an uploaded object (durable after :meth:`commit`); returns the key."""
+        key = key or uuid.uuid4().hex
+        content: bytes | Path = data
+        if len(data) > INLINE_BLOB_BYTES:
+            content = self.files.write(key, data)
+        self._add_blob(key, content, len(data), owner)
+        return key
+
+    def _add_blob(self, key: str, content: bytes | Path, size: int, owner: str | None) -> None:
+        def dropped(exc: BaseException) -> None:
+            if isinstance(content, Path):
+                content.unlink(missing_ok=True)
+
+        statement = self._blob_statement(key, content, size, owner)
+        self._writer.add(Op(None, [statement], droppable=True, on_dropped=dropped))
+
+    async def put_blob_stream(
+        self, chunks: AsyncIterator[bytes], *, owner: str | None, max_bytes: int
+    ) -> tuple[str, int]:
+        """Store a streamed upload, spooling to disk past the inline size."""
+        key, content, size = await self.files.spool(chunks, max_bytes=max_bytes)
+        self._add_blob(key, content, size, owner)
+        return key, size
+
+    def get_blob(self, key: str) -> Blob | None:
+        """The committed blob, or None (also for malformed keys)."""
+        if not valid_key(key):
+            return None
+        row = self.db.execute(
+            "SELECT size, data, path, owner FROM blobs WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return None
+        return Blob(
+            key=key, size=row[0], data=row[1], path=Path(row[2]) if row[2] else None, owner=row[3]
+        )
+
+    @staticmethod
+    def iter_blob(blob: Blob, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """The blob's bytes in chunks, without loading a large file at once."""
+        return BlobFiles.iterate(blob, chunk_size)

@@ -10,106 +10,36 @@ escaped on the way in: one Daisi's output can never fail another's writes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from ..._wire import INTERRUPTED, ExecutionStatus
-from .blobs import INLINE_BLOB_BYTES, BlobFiles, valid_key
+from .blobs import BlobFiles, BlobMethods
 from .errors import StorageError, storable, storable_text
+from .idempotency import IdempotencyMismatch
 from .lock import StoreLock
-from .records import Blob, Event, ExecutionRecord
+from .queries import Queries
+from .records import Event, ExecutionRecord
+from .schema import INSERT_EVENT, open_database
 from .writer import GroupWriter, Op
 
-__all__ = ["IdempotencyMismatch", "Listener", "Store", "request_fingerprint"]
+__all__ = ["STORAGE_FAILED", "Listener", "Store"]
 
 STORAGE_FAILED = "daisi.StorageError"
 _CACHE_TERMINAL = 50_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS executions (
-    id TEXT PRIMARY KEY,
-    daisi_id TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    owner TEXT,
-    status TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    args TEXT NOT NULL,
-    error TEXT,
-    result_key TEXT,
-    result_size INTEGER NOT NULL DEFAULT 0,
-    result_json TEXT,
-    seq INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS executions_status ON executions(status, created_at);
-CREATE TABLE IF NOT EXISTS events (
-    eid TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    stream TEXT,
-    data TEXT NOT NULL,
-    time REAL NOT NULL,
-    PRIMARY KEY (eid, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS blobs (
-    key TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    data BLOB,
-    path TEXT,
-    owner TEXT,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS idempotency (
-    scope TEXT NOT NULL,
-    key TEXT NOT NULL,
-    eid TEXT NOT NULL,
-    fingerprint TEXT,
-    PRIMARY KEY (scope, key)
-) WITHOUT ROWID;
-"""
-
-_INSERT_EVENT = "INSERT INTO events (eid, seq, kind, stream, data, time) VALUES (?, ?, ?, ?, ?, ?)"
-_INSERT_BLOB = (
-    "INSERT OR REPLACE INTO blobs (key, size, data, path, owner, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
-
-
-class IdempotencyMismatch(Exception):
-    """An idempotency key came back with a different request than the first time."""
-
-    def __init__(self, eid: str) -> None:
-        super().__init__(f"the key was first used for execution {eid}")
-        self.eid = eid
-
-
-def request_fingerprint(daisi_id: str, endpoint: str, args: dict[str, dict[str, Any]]) -> str:
-    """The SHA-256 of a submission's canonical JSON: equal requests, equal fingerprints.
-
-    Example:
-        >>> request_fingerprint("d", "f", {}) == request_fingerprint("d", "f", {})
-        True
-    """
-    canonical = json.dumps(
-        [daisi_id, endpoint, args], sort_keys=True, separators=(",", ":"), ensure_ascii=True
-    )
-    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
-
 
 Listener = Callable[[ExecutionRecord, Event | None], None]
 """Called after each committed event of an execution; with ``None`` when the storage
 failed to commit the execution's latest changes (they are retried)."""
 
 
-class Store:
+class Store(BlobMethods, Queries):
     """The runtime's durable state under one directory (one server per directory).
 
     Example:
@@ -147,13 +77,7 @@ class Store:
         self._lock = StoreLock.acquire(self.root)
         try:
             self.files.folder.mkdir(exist_ok=True)
-            db = sqlite3.connect(self.root / "daisi.sqlite3", isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={self.synchronous}")
-            db.executescript(_SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
-            if "fingerprint" not in columns:  # a store made before fingerprints were kept
-                db.execute("ALTER TABLE idempotency ADD COLUMN fingerprint TEXT")
+            db = open_database(self.root / "daisi.sqlite3", synchronous=self.synchronous)
         except BaseException:
             self._lock.release()
             self._lock = None
@@ -285,7 +209,7 @@ class Store:
                 " args, seq) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
                 (rec.id, daisi_id, endpoint, owner, rec.status.value, now, json.dumps(args)),
             ),
-            (_INSERT_EVENT, (rec.id, 1, "status", None, rec.status.value, now)),
+            (INSERT_EVENT, (rec.id, 1, "status", None, rec.status.value, now)),
         ]
         if idempotency is not None:
             self._idempotency[idempotency] = (rec.id, fingerprint)
@@ -404,7 +328,7 @@ class Store:
     ) -> None:
         rec.seq += 1
         ev = Event(seq=rec.seq, kind=kind, data=data, stream=stream, time=time.time())
-        statements.append((_INSERT_EVENT, (rec.id, ev.seq, kind, stream, data, ev.time)))
+        statements.append((INSERT_EVENT, (rec.id, ev.seq, kind, stream, data, ev.time)))
 
         def visible() -> None:
             if apply is not None:
@@ -530,36 +454,6 @@ class Store:
             sheddable=True,
         )
 
-    def events(
-        self, eid: str, *, after: int = 0, kind: str | None = None, limit: int | None = None
-    ) -> list[Event]:
-        """Committed events of an execution with ``seq > after``, oldest first."""
-        sql = "SELECT seq, kind, data, stream, time FROM events WHERE eid = ? AND seq > ?"
-        params: list[Any] = [eid, after]
-        if kind is not None:
-            sql += " AND kind = ?"
-            params.append(kind)
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [Event(*row) for row in self.db.execute(sql, params)]
-
-    def last_lines(self, eid: str, limit: int) -> list[str]:
-        """The last ``limit`` committed log lines, oldest first."""
-        rows = self.db.execute(
-            "SELECT data FROM events WHERE eid = ? AND kind = 'log' ORDER BY seq DESC LIMIT ?",
-            (eid, limit),
-        ).fetchall()
-        return [r[0] for r in reversed(rows)]
-
-    def last_line(self, rec: ExecutionRecord) -> str | None:
-        """The most recent log line of the execution."""
-        if rec.last_line is None and rec.seq > 1:
-            lines = self.last_lines(rec.id, 1)
-            rec.last_line = lines[0] if lines else None
-        return rec.last_line
-
     # -- listeners -------------------------------------------------------------------
     def listen(self, eid: str, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` after every committed event of ``eid``; returns the
@@ -574,65 +468,3 @@ class Store:
                     del self._listeners[eid]
 
         return remove
-
-    # -- blobs -----------------------------------------------------------------------
-    def blob_path(self, key: str) -> Path:
-        """Where the file of a large blob lives."""
-        return self.files.path(key)
-
-    def result_blob(self, key: str, data: bytes) -> tuple[str, bytes | Path, int]:
-        """A result held in memory, as :meth:`finish` takes it (large ones go to a file)."""
-        if len(data) > INLINE_BLOB_BYTES:
-            return key, self.files.write(key, data), len(data)
-        return key, data, len(data)
-
-    @staticmethod
-    def _blob_statement(
-        key: str, content: bytes | Path, size: int, owner: str | None
-    ) -> tuple[str, tuple[Any, ...]]:
-        if isinstance(content, Path):
-            return _INSERT_BLOB, (key, size, None, str(content), owner, time.time())
-        return _INSERT_BLOB, (key, size, content, None, owner, time.time())
-
-    def put_blob(self, data: bytes, *, owner: str | None, key: str | None = None) -> str:
-        """Store an uploaded object (durable after :meth:`commit`); returns the key."""
-        key = key or uuid.uuid4().hex
-        content: bytes | Path = data
-        if len(data) > INLINE_BLOB_BYTES:
-            content = self.files.write(key, data)
-        self._add_blob(key, content, len(data), owner)
-        return key
-
-    def _add_blob(self, key: str, content: bytes | Path, size: int, owner: str | None) -> None:
-        def dropped(exc: BaseException) -> None:
-            if isinstance(content, Path):
-                content.unlink(missing_ok=True)
-
-        statement = self._blob_statement(key, content, size, owner)
-        self._writer.add(Op(None, [statement], droppable=True, on_dropped=dropped))
-
-    async def put_blob_stream(
-        self, chunks: AsyncIterator[bytes], *, owner: str | None, max_bytes: int
-    ) -> tuple[str, int]:
-        """Store a streamed upload, spooling to disk past the inline size."""
-        key, content, size = await self.files.spool(chunks, max_bytes=max_bytes)
-        self._add_blob(key, content, size, owner)
-        return key, size
-
-    def get_blob(self, key: str) -> Blob | None:
-        """The committed blob, or None (also for malformed keys)."""
-        if not valid_key(key):
-            return None
-        row = self.db.execute(
-            "SELECT size, data, path, owner FROM blobs WHERE key = ?", (key,)
-        ).fetchone()
-        if row is None:
-            return None
-        return Blob(
-            key=key, size=row[0], data=row[1], path=Path(row[2]) if row[2] else None, owner=row[3]
-        )
-
-    @staticmethod
-    def iter_blob(blob: Blob, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """The blob's bytes in chunks, without loading a large file at once."""
-        return BlobFiles.iterate(blob, chunk_size)
