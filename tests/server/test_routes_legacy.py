@@ -584,3 +584,29 @@ def test_legacy_only_server_serves_legacy_routes_not_v1() -> None:
         did = c.get("/daisies/connect", params={"name": "Add Two Numbers"}).json()["id"]
         eid = submit(c, did, "compute", firstNumber=20, secondNumber=22)
         assert value_of(c, did, eid) == 42
+
+
+def test_compute_answers_the_result_in_the_reply(
+    client: httpx.Client, ids: dict[str, str], runtime: LocalRuntime
+) -> None:
+    # The platform's synchronous route, as the curl snippets of real READMEs call it.
+    r = client.post(
+        f"/pebbles/{ids['add']}/compute/compute", json={"firstNumber": 5, "secondNumber": 6}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == 11
+    failed = client.post(f"/pebbles/{ids['fails']}/compute/divide", json={})
+    assert failed.status_code == 200, failed.text
+    body = failed.json()
+    assert body["status"] == "FAILED" and "ZeroDivisionError" in body["error"]["traceback"]
+    later = client.post(
+        f"/pebbles/{ids['live']}/compute/live_log_test",
+        params={"wait_for_completion": "false"},
+        json={"firstNumber": 1, "secondNumber": 2, "delay": 1},
+    )
+    assert later.status_code == 202 and later.json()["status"] == "RUNNING"
+    assert wait_status(client, ids["live"], later.json()["id"]) == "FINISHED"
+    before = count_executions(runtime)
+    bad = client.post(f"/pebbles/{ids['add']}/compute/compute", json={"firstNumber": 5})
+    assert bad.status_code == 422 and bad.json()["error"]["param"] == "secondNumber"
+    assert count_executions(runtime) == before

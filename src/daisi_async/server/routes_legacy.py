@@ -22,7 +22,9 @@ from .http import (
     dumps,
     expect_object,
     json_response,
+    json_text_bytes,
     query_int,
+    query_seconds,
     read_json,
     require_owner,
     runtime,
@@ -76,6 +78,40 @@ async def submit(request: Request) -> Response:
     rec, _ = rt.submit(spec, endpoint, args, user)
     await rt.store.commit()
     return json_response({"id": rec.id}, 201)
+
+
+COMPUTE_WAIT = 60.0
+
+
+async def compute(request: Request) -> Response:
+    """The platform's synchronous call (what the curl snippets of real READMEs use).
+
+    ``POST /pebbles/{id}/compute/{endpoint}`` with the JSON arguments: waits up to
+    ``?timeout=`` seconds (60 by default and at most) and answers the result itself when
+    it is JSON, else ``{"id", "status", "results"}`` with base64 dill; a failed run is
+    ``{"id", "status": "FAILED", "error"}``. ``?wait_for_completion=false``, or a run
+    still going at the timeout, answers ``202 {"id", "status"}`` (poll the legacy routes).
+    """
+    rt, spec, user = _daisi(request)
+    wait = query_seconds(request, "timeout", cap=COMPUTE_WAIT) or COMPUTE_WAIT
+    if request.query_params.get("wait_for_completion", "true").lower() in ("false", "0", "no"):
+        wait = 0.0
+    raw = expect_object(await read_json(request), "the arguments")
+    endpoint = request.path_params["endpoint"]
+    args = rt.check_submission(spec, endpoint, _legacy_args(rt, raw, user), user)
+    rec, _ = rt.submit(spec, endpoint, args, user)
+    await rt.store.commit()
+    rt.store.check_saved(rec)
+    if wait:
+        rec = await rt.wait(rec.id, timeout=wait)
+    head = {"id": rec.id, "status": rec.status.legacy}
+    if not rec.status.is_terminal:
+        return json_response(head, 202)
+    if rec.status is not ExecutionStatus.FINISHED:
+        return json_response({**head, "error": rec.error})
+    if rec.result_json is not None:
+        return Response(json_text_bytes(rec.result_json), media_type="application/json")
+    return json_response({**head, "results": _legacy_result(rt, rec, True)})
 
 
 def _execution(request: Request) -> tuple[Runtime, ExecutionRecord]:
@@ -252,6 +288,7 @@ routes = [
     Route("/pebbles/{daisi_id}/map", map_submit, methods=["POST"]),
     Route("/pebbles/{daisi_id}/results_map", results_map, methods=["POST"]),
     Route("/pebbles/{daisi_id}/executions/{endpoint}", submit, methods=["POST"]),
+    Route("/pebbles/{daisi_id}/compute/{endpoint}", compute, methods=["POST"]),
     Route("/pebbles/{daisi_id}/executions/{eid}/status", status),
     Route("/pebbles/{daisi_id}/executions/{eid}/logs", logs),
     Route("/pebbles/{daisi_id}/executions/{eid}/results", results),
