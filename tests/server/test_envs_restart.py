@@ -150,9 +150,9 @@ def index(toy_links: Path) -> Iterator[GatedIndex]:
     gated.close()
 
 
-def installers_of(store: Path) -> list[int]:
-    """Pids of processes whose command line names the store (the installer of a build)."""
-    found = []
+def installers_of(store: Path) -> dict[int, bytes]:
+    """The installers building in ``store``: their pids and command lines."""
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -161,8 +161,26 @@ def installers_of(store: Path) -> list[int]:
         except OSError:
             continue
         if str(store).encode() in cmdline and b"pip\0install" in cmdline:
-            found.append(int(entry))
+            found[int(entry)] = cmdline
     return found
+
+
+def wait_installers(store: Path, count: int) -> dict[int, bytes]:
+    """Wait until exactly ``count`` installers build in ``store`` (generous deadline)."""
+    deadline = time.monotonic() + 120
+    while len(found := installers_of(store)) != count:
+        assert time.monotonic() < deadline, f"{len(found)} installers, not {count}"
+        time.sleep(0.05)
+    return found
+
+
+def build_states(client: httpx.Client, daisies: dict[str, dict[str, Any]]) -> list[str]:
+    states = []
+    for name in ("toy-gated", "toy-b", "toy-c"):
+        r = client.get(f"/v1/daisies/{daisies[name]['id']}/build")
+        assert r.status_code == 200, r.text
+        states.append(r.json()["state"])
+    return sorted(states)
 
 
 def test_calls_wait_queued_while_building_even_across_a_crash(
@@ -170,6 +188,8 @@ def test_calls_wait_queued_while_building_even_across_a_crash(
 ) -> None:
     root = tmp_path / "daisies"
     make_daisi(root, "toy-gated", {"app.py": TOY_APP, "requirements.txt": "toypkg==1.0"})
+    make_daisi(root, "toy-b", {"app.py": TOY_APP, "requirements.txt": "toypkg==2.0"})
+    make_daisi(root, "toy-c", {"app.py": TOY_APP, "requirements.txt": "toypkg<3"})
     make_daisi(root, "plain", {"app.py": PLAIN_APP})
     secret = "s3cret-pass"
     args = [
@@ -186,6 +206,11 @@ def test_calls_wait_queued_while_building_even_across_a_crash(
             daisies = daisies_by_name(client)
             toy, plain = daisies["toy-gated"], daisies["plain"]
             assert (toy["state"], plain["state"]) == ("building", "ready")
+            # Two builds at once; the third waits for a slot.
+            installers = wait_installers(rt.store, 2)
+            assert build_states(client, daisies) == ["building", "building", "queued"]
+            assert {daisies[n]["state"] for n in ("toy-gated", "toy-b", "toy-c")} == {"building"}
+            assert not any(secret.encode() in cmdline for cmdline in installers.values())
             r = client.post(
                 f"/v1/daisies/{toy['id']}/executions", json={"endpoint": "version", "arguments": {}}
             )
@@ -197,9 +222,10 @@ def test_calls_wait_queued_while_building_even_across_a_crash(
             r = client.get(f"/v1/daisies/{toy['id']}/workers")
             assert r.status_code == 409, r.text
             assert r.json()["error"]["code"] == "daisi_building"
-            r = client.get(f"/v1/daisies/{toy['id']}/build")
-            assert r.status_code == 200 and r.json()["state"] == "building", r.text
-            assert secret not in r.text and "****@127.0.0.1" in r.text
+            logs = [client.get(f"/v1/daisies/{d['id']}/build") for d in daisies.values()]
+            building = [r.text for r in logs if r.json()["state"] == "building"]
+            assert len(building) == 2, building
+            assert all(secret not in t and "index http://****@127.0.0.1" in t for t in building)
             assert client.get(f"/v1/executions/{queued}").json()["status"] == "QUEUED"
 
             # The server dies mid-build: its installer dies with it; the call stays queued.
@@ -216,6 +242,7 @@ def test_calls_wait_queued_while_building_even_across_a_crash(
             assert "building the environment" in rt.logs()[console:]
             assert daisies_by_name(client)["toy-gated"]["state"] == "building"
             assert client.get(f"/v1/executions/{queued}").json()["status"] == "QUEUED"
+            wait_installers(rt.store, 2)
 
             index.gate.set()
             r = client.get(f"/v1/executions/{queued}", params={"wait": 120})
@@ -223,9 +250,13 @@ def test_calls_wait_queued_while_building_even_across_a_crash(
             done = r.json()
             assert done["status"] == "FINISHED", (done, rt.logs())
             assert done["result"]["value"] == "1.0"
+            wait_built(client)
             assert daisies_by_name(client)["toy-gated"]["state"] == "ready"
             assert call(client, toy["id"], "version")["result"]["value"] == "1.0"
+            assert value(client, daisies["toy-b"]["id"], "version") == "2.0"
+            assert value(client, daisies["toy-c"]["id"], "version") == "2.0"
         assert secret not in rt.logs()
-        assert secret not in (only_env(rt.store) / "build.log").read_text()
+        for env in (rt.store / "envs").iterdir():
+            assert secret not in (env / "build.log").read_text()
     finally:
         rt.close()

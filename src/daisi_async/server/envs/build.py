@@ -30,7 +30,7 @@ import site
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import dill
@@ -183,6 +183,8 @@ async def build_environment(
     log.line(f"environment {env.name} for Python {interpreter_identity()['version']}", echo=False)
     (env / "requirements.txt").write_text(requirements.text(), encoding="utf-8")
     command = [uv, "pip", "install", "--python", str(env_python(env)), *_common(options)]
+    if options.index_url:  # by the environment: a password stays out of the process list
+        log.line(f"  index {options.index_url}", echo=False)
     command += ["-r", str(env / "requirements.txt")]
     if requirements.constraints:
         (env / "constraints.txt").write_text(requirements.constraints_text(), encoding="utf-8")
@@ -197,7 +199,13 @@ async def build_environment(
         log=log,
         what="creating the virtual environment",
     )
-    await _run(command, cwd=folder, log=log, what="installing the requirements")
+    await _run(
+        command,
+        cwd=folder,
+        log=log,
+        what="installing the requirements",
+        extra={"UV_INDEX_URL": options.index_url} if options.index_url else None,
+    )
     link_server(env)
     await _run(
         [str(env_python(env)), "-c", "import daisi_async.server._frames, dill"],
@@ -211,8 +219,6 @@ async def build_environment(
 
 def _common(options: EnvOptions) -> list[str]:
     args = ["--no-config", "--color", "never", "--no-progress"]
-    if options.index_url:
-        args += ["--index-url", options.index_url]
     for place in options.find_links:
         args += ["--find-links", place]
     if options.offline:
@@ -258,9 +264,16 @@ def _die_with(server: int) -> Callable[[], None]:
     return in_child
 
 
-async def _run(command: Sequence[str], *, cwd: Path, log: BuildLog, what: str) -> None:
+async def _run(
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    log: BuildLog,
+    what: str,
+    extra: Mapping[str, str] | None = None,
+) -> None:
     """Run one step, its output (stdout and stderr) going to ``log`` line by line."""
-    environ = {**os.environ, "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
+    environ = {**os.environ, "NO_COLOR": "1", "UV_NO_PROGRESS": "1", **(extra or {})}
     for name in ("VIRTUAL_ENV", "PYTHONPATH"):  # the environment alone decides what imports
         environ.pop(name, None)
     log.line("$ " + " ".join(command), echo=False)
