@@ -217,6 +217,13 @@ def test_calls_wait_queued_while_building_even_across_a_crash(
             assert r.status_code == 201, r.text
             queued = r.json()["id"]
             assert r.json()["status"] == "QUEUED"
+            # A call cancelled while it waits ends at once; the build goes on.
+            r = client.post(
+                f"/v1/daisies/{toy['id']}/executions", json={"endpoint": "version", "arguments": {}}
+            )
+            assert r.status_code == 201, r.text
+            r = client.post(f"/v1/executions/{r.json()['id']}/cancel")
+            assert r.status_code == 200 and r.json()["status"] == "CANCELLED", r.text
             # Another Daisi is not held up by the build.
             assert value(client, plain["id"], "where")
             r = client.get(f"/v1/daisies/{toy['id']}/workers")

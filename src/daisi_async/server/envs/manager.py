@@ -240,7 +240,7 @@ class Environments:
                 self._say(env, f"environment build FAILED: {env.error}")
 
     async def _build_in(self, env: _Env) -> None:
-        prepare_folder(env.path)
+        await asyncio.to_thread(prepare_folder, env.path)  # a large unfinished build: slow
         assert self._uv is not None
         log = BuildLog(env.path / LOG_FILE, lambda text: self._say(env, f"| {text}"))
         try:
