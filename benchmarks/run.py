@@ -8,7 +8,9 @@ benchmark-only Bench Daisi), then measures, side by side:
 2. throughput of ``asyncio.gather`` over N executions (twice);
 3. a 100 MB numpy argument and result (in a subprocess, for its peak memory);
 4. bytes received by the client while chaining executions on a 20 MB array;
-5. latency of the first live log line.
+5. latency of the first live log line;
+6. time to the first result of a Daisi with a requirements.txt: its environment
+   reused after a restart vs built fresh (a runtime of its own, see ``_envs.py``).
 
 Usage: ``python benchmarks/run.py [--quick] [--json FILE]`` (or ``make bench``).
 """
@@ -46,6 +48,7 @@ from _common import (
     render_table,
     tree_cpu,
 )
+from _envs import scenario_envs
 
 from daisi_async import AsyncDaisi, Daisi
 from daisi_async.testing import LocalRuntime
@@ -75,6 +78,7 @@ class Settings:
     payload_reps: int  # scenario 3
     chain_mb: float  # scenario 4
     log_runs: int  # scenario 5, per variant
+    env_reps: int = 3  # scenario 6: restarts and fresh builds, each
 
 
 QUICK = Settings(
@@ -96,6 +100,7 @@ FULL = Settings(
     payload_reps=5,
     chain_mb=20,
     log_runs=15,
+    env_reps=5,
 )
 
 
@@ -507,6 +512,20 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
                     v["median"] <= 0.050,
                 )
             )
+    envs = res.get("envs")
+    if envs:
+        rows.append(
+            Row(
+                "6 first result, env cached (restart)",
+                f"median {envs['cached_s']:.2f} s  (n={len(envs['cached_runs'])})",
+            )
+        )
+        rows.append(
+            Row(
+                "6 first result, env built fresh",
+                f"median {envs['fresh_s']:.2f} s with uv's cache warm, {envs['cold_s']:.2f} s cold",
+            )
+        )
     return rows
 
 
@@ -518,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="worker processes per Daisi")
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5",
+        default="1,2,3,4,5,6",
         help="comma-separated scenario numbers to run (default: all)",
     )
     ns = parser.parse_args(argv)
@@ -546,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
                 (3, "payload", lambda: scenario_payload(rt, s)),
                 (4, "chain", lambda: scenario_chain(rt, loop, s)),
                 (5, "logs", lambda: scenario_logs(rt, loop, s)),
+                (6, "envs", lambda: scenario_envs(s.env_reps)),
             ]
             for number, key, step in steps:
                 if number not in only:

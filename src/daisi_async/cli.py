@@ -48,6 +48,23 @@ def _positive_float(text: str) -> float:
     return x
 
 
+def _url(text: str) -> str:
+    if not re.match(r"^(https?|file)://\S+$", text):
+        raise argparse.ArgumentTypeError(f"not an http(s) or file URL: {text!r}")
+    return text
+
+
+def _place(text: str) -> str:
+    """A ``--find-links`` value: a URL as it is, a path made absolute (uv runs in each
+    Daisi's folder)."""
+    if "://" in text:
+        return _url(text)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text!r}")
+    return str(path.resolve())
+
+
 def _env_name(text: str) -> str:
     if not is_variable_name(text):
         raise argparse.ArgumentTypeError(f"not an environment variable name: {text!r}")
@@ -128,6 +145,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="pass this environment variable to the Daisies' workers (repeatable); "
         "they get only an allowlist (PATH, HOME, locale, ...) otherwise",
     )
+    envs = serve.add_argument_group(
+        "environments",
+        "a Daisi with a requirements.txt runs in an environment of its own, built with uv"
+        " and kept in the store",
+    )
+    envs.add_argument("--index-url", type=_url, metavar="URL", help="the package index (PyPI)")
+    envs.add_argument(
+        "--find-links",
+        action="append",
+        type=_place,
+        default=[],
+        metavar="PATH_OR_URL",
+        help="also look for packages in this folder or page (repeatable)",
+    )
+    envs.add_argument(
+        "--offline", action="store_true", help="build environments without the network"
+    )
+    envs.add_argument(
+        "--shared-env",
+        action="store_true",
+        help="run every Daisi in the server's environment (a missing requirement is a warning)",
+    )
     serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     return parser
 
@@ -136,6 +175,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         from .server.auth import load_tokens
         from .server.engine import RuntimeConfig
+        from .server.envs import EnvOptions
         from .server.serve import run
         from .server.store import StoreLockedError
         from .server.workers import MAX_WORKERS
@@ -167,6 +207,12 @@ def _serve(args: argparse.Namespace) -> int:
         sync=args.sync.upper(),
         default_owner=args.owner,
         env_pass=tuple(args.env_pass),
+        envs=EnvOptions(
+            index_url=args.index_url,
+            find_links=tuple(args.find_links),
+            offline=args.offline,
+            shared=args.shared_env,
+        ),
     )
     if args.max_workers is not None:
         config.max_workers = args.max_workers

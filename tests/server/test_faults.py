@@ -143,7 +143,8 @@ def daisies(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def runtime(daisies: Path) -> Iterator[LocalRuntime]:
-    with LocalRuntime(daisies, extra_args=["--memory-limit", "300MB"]) as rt:
+    # --shared-env: "Needs Reqs" is broken by its import, not by an environment build.
+    with LocalRuntime(daisies, extra_args=["--memory-limit", "300MB", "--shared-env"]) as rt:
         yield rt
 
 

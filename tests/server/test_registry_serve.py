@@ -89,7 +89,9 @@ def daisies(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def runtime(daisies: Path) -> Iterator[LocalRuntime]:
-    with LocalRuntime(daisies) as rt:
+    # --shared-env: the registry's reading of requirements.txt, with the server's packages
+    # (each Daisi's own environment is tested in test_envs.py).
+    with LocalRuntime(daisies, extra_args=["--shared-env"]) as rt:
         yield rt
 
 

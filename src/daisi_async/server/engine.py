@@ -25,6 +25,7 @@ from .._wire import (
     ExecutionStatus,
 )
 from .auth import Auth
+from .envs import ENVIRONMENT_ERROR, EnvironmentBroken, Environments, EnvOptions
 from .errors import ApiError, invalid_arguments, not_found
 from .registry import ArgumentsError, DaisiSpec, Registry, load_daisies
 from .store import (
@@ -68,6 +69,8 @@ class RuntimeConfig:
     env_pass: tuple[str, ...] = ()
     """Names of server environment variables that workers get on top of the allowlist
     of :mod:`daisi_async.server.worker_env` (``daisi serve --env-pass NAME``)."""
+    envs: EnvOptions = field(default_factory=EnvOptions)
+    """How Daisies' environments are built (see :mod:`daisi_async.server.envs`)."""
 
 
 def error_text(error: Mapping[str, str] | None) -> str:
@@ -101,6 +104,9 @@ class Runtime:
         self.pools: dict[str, WorkerPool] = {}
         self.broken: dict[str, str] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.envs = Environments(config.store_dir / "envs", config.envs)
+        self._pool_starts: dict[str, asyncio.Task[None]] = {}
+        """Pools that start once their Daisi's environment is built (in the background)."""
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -109,17 +115,31 @@ class Runtime:
         self.registry = Registry(
             load_daisies(self.config.root, default_owner=self.config.default_owner)
         )
-        await asyncio.gather(*(self._start_pool(s) for s in self.registry.all() if not s.error))
+        specs = [s for s in self.registry.all() if not s.error]
+        self.envs.plan(specs)
+        for spec in specs:
+            if not self.envs.ready_now(spec):
+                self._pool_starts[spec.id] = asyncio.get_running_loop().create_task(
+                    self._start_pool(spec), name=f"pool {spec.full_name}"
+                )
+        await asyncio.gather(*(self._start_pool(s) for s in specs if self.envs.ready_now(s)))
         for rec in self.store.recover():
             self._schedule(rec)
 
     async def _start_pool(self, spec: DaisiSpec) -> None:
         from .worker_env import worker_environment
 
-        env = worker_environment(
-            passed=self.config.env_pass,
-            extra={"DAISI_BASE_URL": self.config.base_url} if self.config.base_url else None,
-        )
+        try:
+            python = await self.envs.interpreter(spec)
+        except EnvironmentBroken as exc:
+            self.broken[spec.id] = str(exc)
+            return
+        extra = {"DAISI_BASE_URL": self.config.base_url} if self.config.base_url else {}
+        env = worker_environment(passed=self.config.env_pass, extra=extra)
+        if self.envs.own(spec):  # as if activated: its console scripts come first
+            bin_dir = os.path.dirname(python)
+            env["PATH"] = os.pathsep.join(filter(None, [bin_dir, env.get("PATH")]))
+            env["VIRTUAL_ENV"] = os.path.dirname(bin_dir)
         pool = WorkerPool(
             name=spec.full_name,
             directory=spec.path,
@@ -128,6 +148,7 @@ class Runtime:
             env=env,
             memory_limit=spec.memory or self.config.memory_limit,
             on_log=self._on_log,
+            python=python,
         )
         try:
             await pool.start()
@@ -150,12 +171,13 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop running work (it stays RUNNING in the store: a restart marks it)."""
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._pool_starts.values()]
         for t in tasks:
             t.cancel()
         for t in tasks:
             with contextlib.suppress(BaseException):
                 await t
+        await self.envs.close()
         await asyncio.gather(*(p.close() for p in self.pools.values()))
         self.store.close()
 
@@ -177,10 +199,34 @@ class Runtime:
         except ApiError:
             raise not_found(f"no Daisi named {name_or_id!r}") from None
 
+    def daisi_state(self, spec: DaisiSpec) -> str:
+        """``building`` (its environment), ``broken``, ``starting`` (its workers) or ``ready``."""
+        if self.daisi_error(spec):
+            return "broken"
+        if self.envs.state(spec) in ("queued", "building"):
+            return "building"
+        return "ready" if spec.id in self.pools else "starting"
+
+    def unavailable(self, spec: DaisiSpec) -> ApiError:
+        """The 409 for a request that needs the Daisi's workers while it has none."""
+        if self.daisi_state(spec) == "building":
+            return ApiError(
+                409,
+                "daisi_building",
+                f"Daisi {spec.full_name!r} is building its environment; calls to it wait,"
+                " and its workers can be changed once its state is 'ready'",
+            )
+        return ApiError(
+            409, "daisi_broken", f"Daisi {spec.full_name!r} can't run: {self.daisi_error(spec)}"
+        )
+
     def daisi_json(self, spec: DaisiSpec) -> dict[str, Any]:
         """The Daisi object of the protocol."""
         body = spec.to_json()
         body["broken"] = self.daisi_error(spec)
+        body["state"] = self.daisi_state(spec)
+        if self.envs.own(spec):  # installed in its own environment (or the build failed)
+            body["missing_requirements"] = []
         pool = self.pools.get(spec.id)
         body["workers"] = pool.size if pool else 0
         return body
@@ -325,17 +371,16 @@ class Runtime:
 
     async def _execute(self, rec: ExecutionRecord) -> None:
         spec = self.registry.get(rec.daisi_id)
+        starting = self._pool_starts.get(spec.id) if spec else None
+        if starting is not None:  # its environment builds: the execution waits QUEUED
+            await asyncio.shield(starting)
         broken = self.daisi_error(spec) if spec else "the Daisi is no longer served"
         if broken or spec is None:
-            self.store.finish(
-                rec,
-                ExecutionStatus.FAILED,
-                error={
-                    "type": DAISI_BROKEN,
-                    "message": "the Daisi can't run",
-                    "traceback": broken or "",
-                },
-            )
+            error = {"type": DAISI_BROKEN, "message": "the Daisi can't run"}
+            error["traceback"] = broken or ""
+            if spec is not None and self.envs.error(spec):  # the installer's words, up front
+                error = {"type": ENVIRONMENT_ERROR, "message": broken or "", "traceback": ""}
+            self.store.finish(rec, ExecutionStatus.FAILED, error=error)
             return
         job_args: dict[str, dict[str, Any]] = {}
         for name, arg in rec.args.items():

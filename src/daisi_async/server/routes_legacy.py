@@ -254,9 +254,7 @@ def _pool(request: Request, *, change: bool = False) -> Any:
         require_owner(rt, spec, user, "change the workers of a Daisi")
     pool = rt.pools.get(spec.id)
     if pool is None:
-        raise ApiError(
-            409, "daisi_broken", f"Daisi {spec.full_name!r} can't run: {rt.daisi_error(spec)}"
-        )
+        raise rt.unavailable(spec)
     return pool
 
 

@@ -329,9 +329,7 @@ async def workers(request: Request) -> Response:
         require_owner(rt, spec, user, "change the workers of a Daisi")
     pool = rt.pools.get(spec.id)
     if pool is None:
-        raise ApiError(
-            409, "daisi_broken", f"Daisi {spec.full_name!r} can't run: {rt.daisi_error(spec)}"
-        )
+        raise rt.unavailable(spec)
     if request.method == "PUT":
         body = expect_object(await read_json(request), "the body")
         n = asked_workers(rt, body, "number")
@@ -339,11 +337,19 @@ async def workers(request: Request) -> Response:
     return json_response({"number": pool.size, "status": pool.status})
 
 
+async def build(request: Request) -> Response:
+    """``{"state", "log"}``: the Daisi's environment build (visible as the Daisi is)."""
+    rt = runtime(request)
+    spec = rt.visible(rt.registry.get(request.path_params["daisi_id"]), caller(request))
+    return json_response(rt.envs.build_info(spec))
+
+
 routes = [
     Route("/capabilities", capabilities),
     Route("/v1/daisies", list_daisies),
     Route("/v1/daisies/{daisi_id}/executions", submit_one, methods=["POST"]),
     Route("/v1/daisies/{daisi_id}/workers", workers, methods=["GET", "PUT"]),
+    Route("/v1/daisies/{daisi_id}/build", build),
     Route("/v1/daisies/{name:path}", get_daisi),
     Route("/v1/blobs", put_blob, methods=["POST"]),
     Route("/v1/blobs/{key}", get_blob),
