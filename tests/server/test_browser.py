@@ -130,11 +130,11 @@ def test_live_logging_lines_arrive_live(runtime: LocalRuntime, browser: WebDrive
     form = browser.find_element(By.CSS_SELECTOR, "#endpoint-live_log_test form.run-form")
     form.find_element(By.NAME, "firstNumber").send_keys("1")
     form.find_element(By.NAME, "secondNumber").send_keys("2")
-    form.find_element(By.NAME, "delay").send_keys("4")
+    form.find_element(By.NAME, "delay").send_keys("8")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     logs = "#endpoint-live_log_test .run-logs"
     # A step line shows while the run is still going: lines arrive as printed.
-    wait_until(lambda: "Step 1/8" in text_of(browser, logs), what="the first step line")
+    wait_until(lambda: "Step 1/16" in text_of(browser, logs), what="the first step line")
     assert text_of(browser, "#endpoint-live_log_test .status") == "RUNNING"
     assert "Done" not in text_of(browser, logs)
     wait_until(lambda: text_of(browser, "#endpoint-live_log_test .run-result") == "3")
@@ -211,7 +211,7 @@ def test_executions_list_updates_live(
         lambda: browser.find_element(By.ID, "executions").get_attribute("data-following") == "yes",
         what="the live feed to connect",
     )
-    eid = submit(client, did, "slow", {"seconds": 1.5}, wait=0)["id"]
+    eid = submit(client, did, "slow", {"seconds": 5}, wait=0)["id"]
     row = f'tr[data-eid="{eid}"] .status'
     wait_until(lambda: text_of(browser, row) in ("QUEUED", "RUNNING"), what="the new row")
     wait_until(lambda: text_of(browser, row) == "FINISHED", what="FINISHED without reload")
