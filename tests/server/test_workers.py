@@ -274,7 +274,7 @@ def worker_children() -> list[int]:
                 cmd = f.read()
         except OSError:
             continue
-        if ppid == me and b"_worker_main" in cmd:
+        if ppid == me and b"daisi_async.server.workers.program" in cmd:
             found.append(int(entry))
     return found
 
@@ -404,7 +404,7 @@ async def test_exception_in_daisi(tmp_path: Path) -> None:
         assert out.error["message"] == "division by zero"
         tb = out.error["traceback"]
         assert str(folder / "app.py") in tb and "in divide" in tb
-        assert tb.startswith("Traceback") and "_worker_main" not in tb
+        assert tb.startswith("Traceback") and "workers/program" not in tb
         assert pool.pids == [pid]  # the worker lives on
 
         for endpoint, kind in (
@@ -637,7 +637,7 @@ async def test_import_error(tmp_path: Path) -> None:
     err = info.value.error
     assert err["type"] == "builtins.RuntimeError"
     assert err["message"] == "broken at import"
-    assert str(folder / "app.py") in err["traceback"] and "_worker_main" not in err["traceback"]
+    assert str(folder / "app.py") in err["traceback"] and "workers/program" not in err["traceback"]
     with pytest.raises(DaisiImportError):
         await pool.run(job(tmp_path, "fine"))
     await pool.close()

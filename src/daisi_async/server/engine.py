@@ -67,7 +67,7 @@ class RuntimeConfig:
     """The most workers a Daisi's pool may have (``--max-workers``; pools start clamped)."""
     env_pass: tuple[str, ...] = ()
     """Names of server environment variables that workers get on top of the allowlist
-    of :mod:`daisi_async.server.worker_env` (``daisi serve --env-pass NAME``)."""
+    of :mod:`daisi_async.server.workers.environment` (``daisi serve --env-pass NAME``)."""
 
 
 def error_text(error: Mapping[str, str] | None) -> str:
@@ -114,7 +114,7 @@ class Runtime:
             self._schedule(rec)
 
     async def _start_pool(self, spec: DaisiSpec) -> None:
-        from .worker_env import worker_environment
+        from .workers.environment import worker_environment
 
         env = worker_environment(
             passed=self.config.env_pass,
