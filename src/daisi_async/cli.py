@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .server.workers.environment import is_variable_name
@@ -28,14 +28,23 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[unit])
 
 
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return n
+
+    return parse
+
+
+_positive_int = _at_least(1)
+_count = _at_least(0)
 
 
 def _positive_float(text: str) -> float:
@@ -73,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--tokens", type=Path, help="tokens file: JSON {token: user} or 'TOKEN USER' lines"
     )
     serve.add_argument(
-        "--workers", type=_positive_int, default=1, help="worker processes per Daisi"
+        "--workers",
+        type=_count,
+        default=0,
+        help="worker processes each Daisi keeps running from startup, even idle (started in"
+        " the background); the others start on a Daisi's first calls (default 0)",
     )
     serve.add_argument(
         "--max-workers",
@@ -128,6 +141,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="pass this environment variable to the Daisies' workers (repeatable); "
         "they get only an allowlist (PATH, HOME, locale, ...) otherwise",
     )
+    serve.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        default=600.0,
+        metavar="SECONDS",
+        help="a worker idle this long exits, down to the Daisi's min_workers (default 600)",
+    )
+    serve.add_argument(
+        "--import-timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="a worker that takes longer to import its Daisi is stopped and the start"
+        " fails (default 60)",
+    )
+    serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="watch the folder: reload edited Daisies (new calls get new workers), add new"
+        " ones, drop removed ones",
+    )
     serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     return parser
 
@@ -167,6 +201,9 @@ def _serve(args: argparse.Namespace) -> int:
         sync=args.sync.upper(),
         default_owner=args.owner,
         env_pass=tuple(args.env_pass),
+        idle_timeout=args.idle_timeout,
+        import_timeout=args.import_timeout,
+        reload=args.reload,
     )
     if args.max_workers is not None:
         config.max_workers = args.max_workers

@@ -239,6 +239,8 @@ def test_nothing_outlives_the_server(tmp_path: Path, how: str) -> None:
             pidfile = tmp_path / "pids"
             submit(client, procs, "spawn", pidfile=str(pidfile), then="sleep", seconds=120)
             pids = read_pids(pidfile)
+        # The workers start in the background: wait until all four have imported.
+        wait_until(lambda: len(helpers(root / "procs")) == len(helpers(root / "fuse")) == 2, 30)
         workers = workers_of(server)
         assert len(workers) == 4  # two per Daisi, one of them busy
         everything = [*pids, *helpers(root / "procs"), *helpers(root / "fuse"), *workers]

@@ -1,15 +1,20 @@
 """Warm worker processes for the Daisies: the pool, the worker program, their limits.
 
-A :class:`WorkerPool` keeps worker processes (the program in
-:mod:`.program`) that have imported the Daisi's entry module once and run executions
-one at a time. The pool
+A :class:`WorkerPool` runs worker processes (the program in :mod:`.program`) that have
+imported the Daisi's entry module once and run executions one at a time. The pool
 
+* starts workers on demand: ``min_workers`` in the background when it starts, more
+  while calls queue, up to ``max_workers``; an idle worker exits after
+  ``idle_timeout``, down to ``min_workers``; ``workers.set(n)`` pins the count;
+* limits the time an import may take, and tries a failed import again on a later
+  call, after a backoff; what an import prints goes to the Daisi's start log;
 * hands jobs to idle workers first come, first served;
 * relays each log line to ``on_log`` as the worker prints it;
 * enforces a time limit and a memory limit per execution by killing the worker
   (:mod:`.limits`); the memory limit counts the resident memory of the worker and of
   every process below it;
-* replaces workers that die, time out, exceed their memory or are cancelled;
+* drops workers that die, time out, exceed their memory or are cancelled (the queue
+  and ``min_workers`` start new ones);
 * never unpickles anything: argument bytes go to the worker as they are, and
   results come back as dill bytes (plus JSON text when the result is plain JSON)
   (:mod:`.jobs`).
@@ -34,10 +39,12 @@ place, :func:`.process.worker_command`. Everything a Daisi prints through
 ``sys.stdout``, ``sys.stderr`` or ``logging`` during an execution is captured and
 relayed.
 
-The modules: :mod:`.pool` (the pool), :mod:`.process` (one worker process),
+The modules: :mod:`.pool` (the pool: queue, acquire and release, sizing),
+:mod:`.backoff` (retrying failed starts), :mod:`.process` (one worker process),
 :mod:`.jobs` (one execution's frames and outcome), :mod:`.limits` (time and memory
 watchdog), :mod:`.proctree` (process trees), :mod:`.environment` (the environment
-allowlist), :mod:`.program` (the program a worker runs).
+allowlist), :mod:`.state` (a Daisi's state names), :mod:`.startlog` (a Daisi's start
+log), :mod:`.program` (the program a worker runs).
 
 The names below are imported on first use, so that the worker program (which lives
 in this package) starts without loading the pool.

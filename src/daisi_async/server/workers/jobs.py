@@ -12,11 +12,12 @@ Example:
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._frames import FrameError, encode_head, read_frame_async
+from .limits import start_watchdog
 
 if TYPE_CHECKING:
     from .process import WorkerProcess
@@ -28,9 +29,11 @@ __all__ = [
     "clean_error",
     "describe_exit",
     "error",
+    "error_text",
     "exchange",
     "format_bytes",
     "lost",
+    "run_job",
 ]
 
 
@@ -119,6 +122,25 @@ def format_bytes(n: int) -> str:
     if n >= 2**20:
         return f"{n / 2**20:.0f} MiB"
     return f"{n} bytes"
+
+
+def error_text(error: Mapping[str, str] | None) -> str:
+    """A failure as one readable text: the traceback, else ``type: message``."""
+    if not error:
+        return ""
+    tb = error.get("traceback") or ""
+    headline = f"{error.get('type', 'Error')}: {error.get('message', '')}"
+    if not tb.strip():
+        return headline
+    if str(error.get("type", "")).startswith("daisi.") and error.get("message", "") not in tb:
+        # A runtime failure wrapping another one (e.g. an upstream execution's
+        # traceback): keep the traceback and say what happened here, as Python
+        # shows a chained exception.
+        return (
+            f"{tb.rstrip()}\n\nThe above exception was the direct cause of the following"
+            f" exception:\n\n{headline}\n"
+        )
+    return tb
 
 
 def _run_frame(job: Job) -> tuple[bytes, list[bytes]]:
@@ -243,3 +265,22 @@ async def lost(worker: WorkerProcess, job: Job, memory_limit: int | None) -> Out
             "the worker pool was shut down while this execution was running",
         ),
     )
+
+
+async def run_job(
+    worker: WorkerProcess,
+    job: Job,
+    *,
+    memory_limit: int | None,
+    on_log: Callable[[dict[str, Any]], None],
+) -> Outcome:
+    """Run ``job`` on ``worker`` under its time limit and ``memory_limit``: the frames
+    (:func:`exchange`), then the outcome, or why the worker was lost (:func:`lost`)."""
+    start_watchdog(worker, timeout=job.timeout, memory_limit=memory_limit)
+    try:
+        outcome = await exchange(worker, job, on_log)
+        if outcome is None:
+            outcome = await lost(worker, job, memory_limit)
+        return outcome
+    finally:
+        worker.stop_watchdog()

@@ -1,6 +1,23 @@
-"""Warm worker processes for one Daisi (:class:`WorkerPool`).
+"""Warm worker processes for one Daisi (:class:`WorkerPool`): started on demand, scaled
+with the queue, stopped when idle.
 
-See :mod:`daisi_async.server.workers` for what a pool guarantees.
+* **On demand**: :meth:`WorkerPool.start` starts ``min_workers`` workers in the
+  background and returns at once. A call that finds no idle worker waits in the queue
+  while the pool starts one more, up to ``max_workers``: one execution per worker at
+  a time, first come, first served.
+* **Idle**: a worker idle for ``idle_timeout`` seconds exits, down to ``min_workers``.
+* **Pinned**: :meth:`WorkerPool.pin` (``workers.set(n)``) makes ``min_workers =
+  max_workers = n`` until pinned again.
+* **Imports**: a worker whose import takes longer than ``import_timeout`` seconds is
+  killed. A failed start (an import error, the time limit, a crash) fails the calls
+  waiting for it when no other worker can take them, and is tried again by a later
+  call after a backoff (:mod:`.backoff`: 1 s, doubling up to 60 s): a call arriving
+  during the backoff fails at once with the last import error.
+  :meth:`WorkerPool.pin` tries again at once.
+* **Retired**: :meth:`WorkerPool.retire` (the Daisi was edited or removed) sends the
+  waiting calls back with :class:`PoolRetired` and lets the running ones finish.
+
+See :mod:`daisi_async.server.workers` for limits and containment.
 """
 
 from __future__ import annotations
@@ -8,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -15,33 +33,39 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..._dispatch import Signal
+from .backoff import Backoff, as_import_error
 from .environment import worker_environment
-from .jobs import DaisiImportError, Job, Outcome, error, exchange, lost
-from .limits import start_watchdog
+from .jobs import DaisiImportError, Job, Outcome, run_job
 from .process import EXIT_GRACE, WorkerProcess, launch, package_root, wait_ready
+from .state import DaisiState
 
-__all__ = ["MAX_WORKERS", "WorkerPool"]
+__all__ = ["MAX_WORKERS", "PoolRetired", "WorkerPool"]
 
 _log = logging.getLogger("daisi_async.server.workers")
 
 MAX_WORKERS = 64
-"""The largest pool size accepted by :meth:`WorkerPool.resize`."""
+"""The most workers a pool may have."""
 
 
-def _as_import_error(exc: BaseException) -> DaisiImportError:
-    """A failure to start a worker, as the pool reports it."""
-    if isinstance(exc, DaisiImportError):
-        return exc
-    return DaisiImportError(error("daisi.WorkerStartError", f"could not start a worker: {exc!r}"))
+class PoolRetired(Exception):
+    """The pool was retired (its Daisi was edited or removed) before a worker took the job."""
+
+
+def _check_counts(low: int, high: int) -> None:
+    if not 1 <= high <= MAX_WORKERS:
+        raise ValueError(f"max_workers must be between 1 and {MAX_WORKERS}, not {high}")
+    if not 0 <= low <= high:
+        raise ValueError(f"min_workers must be between 0 and max_workers ({high}), not {low}")
 
 
 class WorkerPool:
-    """Warm worker processes for one Daisi (see the module docstring).
+    """Worker processes for one Daisi (see the module docstring).
 
     Example:
-        >>> pool = WorkerPool(name="adder", directory=Path("daisies/adder"),
-        ...                   entry="app.py", on_log=print)       # doctest: +SKIP
-        >>> await pool.start()                                      # doctest: +SKIP
+        >>> pool = WorkerPool(name="adder", directory=Path("daisies/adder"), entry="app.py",
+        ...                   on_log=print, max_workers=4)                # doctest: +SKIP
+        >>> pool.start()                                                  # doctest: +SKIP
         >>> outcome = await pool.run(Job("e1", "compute", {"x": {"json": 1}},
         ...                              timeout=30, result_path="/tmp/e1.dill"))  # doctest: +SKIP
     """
@@ -52,21 +76,25 @@ class WorkerPool:
         name: str,
         directory: Path,
         entry: str,
-        size: int = 1,
         env: Mapping[str, str] | None = None,
         memory_limit: int | None = 8 * 2**30,
         on_log: Callable[[str, str, str], None],
+        on_output: Callable[[str, str], None] | None = None,
         python: str = sys.executable,
+        min_workers: int = 0,
+        max_workers: int = 1,
+        idle_timeout: float | None = 600.0,
+        import_timeout: float | None = 60.0,
     ) -> None:
-        if not 1 <= size <= MAX_WORKERS:
-            raise ValueError(f"pool size must be between 1 and {MAX_WORKERS}, not {size}")
-        self.name = name
+        _check_counts(min_workers, max_workers)
+        self.name, self.entry, self.memory_limit = name, entry, memory_limit
         self.directory = Path(directory).resolve()
-        self.entry = entry
-        self.memory_limit = memory_limit
-        self._on_log = on_log
-        self._python = python
-        self._target = size
+        self.idle_timeout = idle_timeout
+        """Seconds an idle worker waits for a job before it exits (None: forever)."""
+        self.import_timeout = import_timeout
+        """Seconds a worker may take to import the Daisi (None: no limit)."""
+        self._on_log, self._on_output, self._python = on_log, on_output, python
+        self._min, self._max, self._pinned = min_workers, max_workers, False
         full_env = dict(env) if env is not None else worker_environment()
         pythonpath = package_root()
         if full_env.get("PYTHONPATH"):
@@ -83,16 +111,17 @@ class WorkerPool:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._start_tasks: set[asyncio.Task[Any]] = set()
         self._started = False
+        self._retired = False
         self._closed = False
-        self._broken: DaisiImportError | None = None
-        self._changed: asyncio.Event | None = None  # set (and dropped) when the pool changes
+        self._backoff = Backoff()
+        self._changed = Signal()  # fired when the pool changes
 
-    # --- public API ----------------------------------------------------------------------
+    # --- what the API shows ---------------------------------------------------------------
 
     @property
-    def size(self) -> int:
-        """The target number of workers."""
-        return self._target
+    def number(self) -> int:
+        """The pinned count when pinned, else the workers running or starting now."""
+        return self._max if self._pinned else len(self._workers) + self._starting
 
     @property
     def status(self) -> str:
@@ -100,9 +129,26 @@ class WorkerPool:
         retire, else ``"ready_to_update"`` (busy workers are not a resize)."""
         if self._starting > 0:
             return "increasing"
-        if self._retiring > 0 or len(self._workers) > self._target:
+        if self._retiring > 0 or len(self._workers) > self._max:
             return "decreasing"
         return "ready_to_update"
+
+    @property
+    def state(self) -> DaisiState:
+        """``ready`` (a worker is in service), ``starting``, ``broken`` (the last start
+        failed) or ``idle`` (no worker)."""
+        if self._workers:
+            return DaisiState.READY
+        if self._starting:
+            return DaisiState.STARTING
+        if self._backoff.failure is not None:
+            return DaisiState.BROKEN
+        return DaisiState.IDLE
+
+    @property
+    def broken(self) -> DaisiImportError | None:
+        """The failed start that leaves the pool without workers (state ``broken``), if any."""
+        return self._backoff.failure if self.state is DaisiState.BROKEN else None
 
     @property
     def pids(self) -> list[int]:
@@ -114,90 +160,65 @@ class WorkerPool:
         """The number of workers waiting for a job."""
         return len(self._idle)
 
-    @property
-    def broken(self) -> DaisiImportError | None:
-        """The import error that put the pool out of service, if any."""
-        return self._broken
+    # --- changing it ----------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Start ``size`` workers in parallel and wait until they are ready.
+    def start(self) -> None:
+        """Start ``min_workers`` workers in the background (call from the event loop)."""
+        if not self._started:
+            self._started = True
+            self._rebalance()
 
-        Raises :class:`DaisiImportError` if the Daisi's module fails to import;
-        the pool then stays broken and :meth:`run` raises the same error.
+    async def warm(self) -> None:
+        """Wait until ``min_workers`` workers are ready.
+
+        Raises:
+            DaisiImportError: a start failed and no worker is left starting.
         """
-        if self._started:
+        while len(self._workers) < self._min:
             self._check_usable()
-            return
+            if not self._starting and self._backoff.failure is not None:
+                raise self._backoff.failure
+            await self._wait_change()
+
+    def pin(self, n: int) -> None:
+        """Keep exactly ``n`` workers (1 to 64) until pinned again; a pool whose last start
+        failed tries again at once. Growing starts workers in the background; shrinking
+        retires idle workers now and busy ones when their job ends."""
+        _check_counts(n, n)
+        self._check_usable(started=False)
+        self._min = self._max = n
+        self._pinned = True
+        self._backoff.retry_at = 0.0
         self._started = True
-        count = self._target
-        self._starting += count
-        tasks = [asyncio.ensure_future(self._spawn()) for _ in range(count)]
-        try:
-            await asyncio.wait(tasks)
-        except asyncio.CancelledError:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self._starting -= count
-            self._started = False  # start() may be called again
-            for t in tasks:
-                if not t.cancelled() and t.exception() is None:
-                    t.result().kill()
-            raise
-        self._starting -= count
-        failure: BaseException | None = None
-        ready: list[WorkerProcess] = []
-        for t in tasks:
-            exc = t.exception()
-            if exc is None:
-                ready.append(t.result())
-            elif failure is None or (
-                isinstance(exc, DaisiImportError) and not isinstance(failure, DaisiImportError)
-            ):
-                failure = exc
-        if failure is not None:
-            for w in ready:
-                w.kill()
-            await asyncio.gather(*(w.finish(0) for w in ready), return_exceptions=True)
-            broken = _as_import_error(failure)
-            self._set_broken(broken)
-            raise broken
-        for w in ready:
-            self._workers.add(w)
-            self._release(w)
         self._rebalance()
         self._notify()
 
     async def resize(self, n: int, *, wait: bool = False) -> None:
-        """Set the target number of workers (1 to 64).
+        """:meth:`pin` ``n``; with ``wait=True``, return once the pool has ``n`` workers.
 
-        Growing starts workers in the background (``status`` is ``"increasing"``
-        until they are ready); shrinking retires idle workers now and busy ones
-        when their job ends. With ``wait=True``, return only once the pool has
-        reached its new size.
+        Raises:
+            DaisiImportError: ``wait`` and a start failed with no worker left.
         """
-        if not 1 <= n <= MAX_WORKERS:
-            raise ValueError(f"pool size must be between 1 and {MAX_WORKERS}, not {n}")
-        self._check_usable()
-        self._target = n
-        if self._started:
-            self._rebalance()
-        if wait:
-            while self.status != "ready_to_update" and not self._closed and self._broken is None:
-                if self._changed is None:
-                    self._changed = asyncio.Event()
-                await self._changed.wait()
+        self.pin(n)
+        while wait and (self.status != "ready_to_update" or len(self._workers) != n):
             self._check_usable()
+            if self.broken is not None:
+                raise self.broken
+            await self._wait_change()
 
     async def run(self, job: Job, *, on_start: Callable[[], None] | None = None) -> Outcome:
-        """Run ``job`` on the next idle worker (first come, first served).
+        """Run ``job`` on the next idle worker (first come, first served), starting one if
+        none is idle and the pool may grow.
 
         ``on_start`` is called when a worker takes the job (it leaves the queue).
-
         Log lines go to ``on_log`` as they arrive. A time limit, memory limit or
-        worker crash ends in a failed :class:`Outcome` and a replaced worker.
-        If the awaiting task is cancelled, the worker is killed and replaced and
+        worker crash ends in a failed :class:`Outcome` and the worker's end.
+        If the awaiting task is cancelled, the worker is killed and
         :class:`asyncio.CancelledError` propagates.
+
+        Raises:
+            DaisiImportError: no worker could import the Daisi for this job.
+            PoolRetired: the pool was retired before a worker took the job.
         """
         worker = await self._acquire()
         try:
@@ -214,6 +235,21 @@ class WorkerPool:
             self._release(worker)
         return outcome
 
+    async def retire(self) -> None:
+        """Take no more work: waiting calls get :class:`PoolRetired`, idle workers exit,
+        busy ones exit when their job ends. Returns once every worker has exited."""
+        if self._retired or self._closed:
+            return
+        self._retired = True
+        self._fail_waiters(PoolRetired(f"the workers of {self.name!r} were replaced"))
+        for t in list(self._start_tasks):
+            t.cancel()
+        while self._idle:
+            self._retire(self._idle.pop())
+        while self._all and not self._closed:
+            await self._wait_change()
+        await self._drain_tasks()
+
     async def close(self) -> None:
         """Stop every worker: ask idle ones to exit, kill busy ones and any that
         take longer than 2 s, and reap them all."""
@@ -222,8 +258,7 @@ class WorkerPool:
             return
         self._closed = True
         self._notify()
-        closed = RuntimeError(f"the worker pool of {self.name!r} is closed")
-        self._fail_waiters(closed)
+        self._fail_waiters(RuntimeError(f"the worker pool of {self.name!r} is closed"))
         for t in list(self._start_tasks):
             t.cancel()
         for w in list(self._all):
@@ -245,10 +280,11 @@ class WorkerPool:
     # --- workers -------------------------------------------------------------------------
 
     def _notify(self) -> None:
-        """Wake :meth:`resize` callers waiting for the pool to settle."""
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        """Wake the callers waiting for the pool to change."""
+        self._changed.fire()
+
+    async def _wait_change(self) -> None:
+        await self._changed.wait()
 
     async def _spawn(self) -> WorkerProcess:
         """Start one worker process and wait for its ``ready`` report."""
@@ -257,7 +293,7 @@ class WorkerPool:
         )
         self._all.add(worker)
         self._track(self._reap_when_done(worker))
-        await wait_ready(worker)
+        await wait_ready(worker, on_output=self._on_output, timeout=self.import_timeout)
         return worker
 
     async def _reap_when_done(self, worker: WorkerProcess) -> None:
@@ -266,6 +302,9 @@ class WorkerPool:
         worker.gone = True
         worker.writer.close()
         self._all.discard(worker)
+        if worker in self._workers and not worker.busy:  # died while idle
+            self._discard(worker)
+        self._notify()
 
     def _track(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -297,17 +336,27 @@ class WorkerPool:
             raise
         except Exception as exc:
             self._starting -= 1
-            broken = _as_import_error(exc)
-            _log.warning("daisi %r: a worker failed to start: %s", self.name, broken)
-            if not self._workers and self._starting == 0 and not self._closed:
-                self._set_broken(broken)
+            self._start_failed(as_import_error(exc))
             return
         self._starting -= 1
-        if self._closed:
+        self._backoff.succeeded()
+        if self._closed or self._retired:
             worker.ask_exit()
             return
         self._workers.add(worker)
         self._release(worker)
+
+    def _start_failed(self, failure: DaisiImportError) -> None:
+        loop = asyncio.get_running_loop()
+        self._backoff.failed(failure, now=loop.time())
+        wait = max(self._backoff.retry_at - loop.time(), 0.0)
+        details = failure.error.get("traceback") or str(failure)
+        _log.warning(
+            "Daisi %s: a worker failed to start (no new attempt for %.0f s):\n%s",
+            self.name, wait, details.rstrip(),
+        )  # fmt: skip
+        if not self._workers and self._starting == 0:
+            self._fail_waiters(failure)
 
     def _retire(self, worker: WorkerProcess) -> None:
         """Take an idle worker out of service and let it exit."""
@@ -327,31 +376,36 @@ class WorkerPool:
         self._track(wait_exit())
 
     def _discard(self, worker: WorkerProcess) -> None:
-        """Take a dead or killed worker out of service and start a replacement."""
+        """Take a dead or killed worker out of service (a replacement starts if needed)."""
         worker.busy = False
         if not worker.gone:
             worker.kill()
         self._workers.discard(worker)
         with contextlib.suppress(ValueError):
             self._idle.remove(worker)
-        if not self._closed:
-            self._rebalance()
+        self._rebalance()
         self._notify()
 
     def _rebalance(self) -> None:
-        if self._closed or self._broken is not None:
+        """Retire surplus idle workers; start the workers the queue and ``min_workers`` ask
+        for, up to ``max_workers`` (none during a backoff)."""
+        if self._closed or self._retired or not self._started:
             return
-        while len(self._workers) + self._starting > self._target and self._idle:
+        while len(self._workers) + self._starting > self._max and self._idle:
             self._retire(self._idle.pop())
-        while len(self._workers) + self._starting < self._target:
-            self._start_background()
+        busy = len(self._workers) - len(self._idle)
+        wanted = min(self._max, max(self._min, busy + len(self._waiters)))
+        missing = wanted - len(self._workers) - self._starting
+        if missing > 0 and not self._backoff.waiting(asyncio.get_running_loop().time()):
+            for _ in range(missing):
+                self._start_background()
 
     def _release(self, worker: WorkerProcess) -> None:
         """A worker is free: hand it to the first waiter, or park it as idle."""
         worker.busy = False
         if worker.gone:
             return
-        if self._closed or len(self._workers) + self._starting > self._target:
+        if self._closed or self._retired or len(self._workers) + self._starting > self._max:
             self._retire(worker)
             return
         while self._waiters:
@@ -361,15 +415,36 @@ class WorkerPool:
                 waiter.set_result(worker)
                 return
         self._idle.append(worker)
+        if self.idle_timeout is not None:
+            loop = asyncio.get_running_loop()
+            worker.idle_timer = loop.call_later(self.idle_timeout, self._idle_expired, worker)
+
+    def _idle_expired(self, worker: WorkerProcess) -> None:
+        """An idle worker waited ``idle_timeout`` seconds: it exits, unless it is one of
+        the ``min_workers``."""
+        worker.idle_timer = None
+        if worker in self._idle and len(self._workers) + self._starting > self._min:
+            self._retire(worker)
+            self._notify()
 
     async def _acquire(self) -> WorkerProcess:
+        loop = asyncio.get_running_loop()
         while True:
             self._check_usable()
             if self._idle and not self._waiters:
                 worker = self._idle.popleft()
+                worker.stop_idle_timer()
             else:
-                waiter: asyncio.Future[WorkerProcess] = asyncio.get_running_loop().create_future()
+                failure = self._backoff.failure
+                if (
+                    failure
+                    and not (self._workers or self._starting)
+                    and self._backoff.waiting(loop.time())
+                ):
+                    raise failure
+                waiter: asyncio.Future[WorkerProcess] = loop.create_future()
                 self._waiters.append(waiter)
+                self._rebalance()
                 try:
                     worker = await waiter
                 except asyncio.CancelledError:
@@ -385,12 +460,12 @@ class WorkerPool:
             worker.busy = True
             return worker
 
-    def _check_usable(self) -> None:
-        if self._broken is not None:
-            raise self._broken
+    def _check_usable(self, *, started: bool = True) -> None:
         if self._closed:
             raise RuntimeError(f"the worker pool of {self.name!r} is closed")
-        if not self._started:
+        if self._retired:
+            raise PoolRetired(f"the workers of {self.name!r} were replaced")
+        if started and not self._started:
             raise RuntimeError("WorkerPool.start() has not been called")
 
     def _fail_waiters(self, exc: BaseException) -> None:
@@ -398,11 +473,6 @@ class WorkerPool:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(exc)
-
-    def _set_broken(self, error: DaisiImportError) -> None:
-        self._broken = error
-        self._fail_waiters(error)
-        self._notify()
 
     # --- one execution -------------------------------------------------------------------
 
@@ -413,11 +483,5 @@ class WorkerPool:
             _log.exception("daisi %r: the log callback failed", self.name)
 
     async def _execute(self, worker: WorkerProcess, job: Job) -> Outcome:
-        start_watchdog(worker, timeout=job.timeout, memory_limit=self.memory_limit)
-        try:
-            outcome = await exchange(worker, job, lambda h: self._emit_log(job.eid, h))
-            if outcome is None:
-                outcome = await lost(worker, job, self.memory_limit)
-            return outcome
-        finally:
-            worker.stop_watchdog()
+        on_log = functools.partial(self._emit_log, job.eid)
+        return await run_job(worker, job, memory_limit=self.memory_limit, on_log=on_log)

@@ -20,8 +20,9 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import daisi_async
 
@@ -79,6 +80,7 @@ class WorkerProcess:
         "busy",
         "deadline",
         "gone",
+        "idle_timer",
         "kill_reason",
         "known",
         "peak_rss",
@@ -101,6 +103,7 @@ class WorkerProcess:
         self.writer = writer
         self.busy = False
         self.gone = False  # killed, retired or dead: never given another job
+        self.idle_timer: asyncio.TimerHandle | None = None  # stops it once idle too long
         self.kill_reason: str | None = None  # "time", "memory", "close", "cancel", "protocol"
         self.watchdog: asyncio.TimerHandle | None = None  # time and memory limits of the job
         self.deadline = math.inf
@@ -115,6 +118,7 @@ class WorkerProcess:
         if self.proc.returncode is None:
             kill_worker_tree(self.pid)
         self.stop_watchdog()
+        self.stop_idle_timer()
         self.writer.close()
 
     def sweep(self) -> None:
@@ -125,6 +129,12 @@ class WorkerProcess:
             proctree.kill_known(self.known)
             self.known = frozenset()
 
+    def stop_idle_timer(self) -> None:
+        """Cancel the idle timer (the worker got a job, or leaves)."""
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
     def stop_watchdog(self) -> None:
         """Cancel the job's time and memory checks."""
         if self.watchdog is not None:
@@ -134,6 +144,7 @@ class WorkerProcess:
     def ask_exit(self) -> None:
         """Ask the worker to leave its loop and exit."""
         self.gone = True
+        self.stop_idle_timer()
         if not self.writer.is_closing():
             with contextlib.suppress(Exception):
                 self.writer.write(encode_head({"op": "exit"}))
@@ -180,26 +191,45 @@ async def launch(
     return WorkerProcess(proc, reader, writer)
 
 
-async def wait_ready(worker: WorkerProcess) -> None:
-    """Wait for the worker's ``ready`` report.
+async def wait_ready(
+    worker: WorkerProcess,
+    *,
+    on_output: Callable[[str, str], None] | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Wait for the worker's ``ready`` report; what the import prints goes to
+    ``on_output(stream, line)`` meanwhile.
 
     Raises:
-        DaisiImportError: the Daisi's module failed to import, or the worker died first
-            (the worker has then exited and is reaped).
+        DaisiImportError: the Daisi's module failed to import, took longer than
+            ``timeout`` seconds (type ``daisi.ImportTimeout``), or the worker died
+            first. The worker has then exited and is reaped.
     """
     try:
-        frame = await read_frame_async(worker.reader)
+        frame = await asyncio.wait_for(_read_until_ready(worker, on_output), timeout)
+    except asyncio.TimeoutError:  # (before OSError: TimeoutError is one)
+        worker.kill()
+        await worker.finish(0)
+        assert timeout is not None
+        raise DaisiImportError(
+            error(
+                "daisi.ImportTimeout",
+                f"the Daisi's module did not finish importing within the import time limit"
+                f" of {timeout:g} s (daisi serve --import-timeout, or import_timeout in"
+                " daisi.toml); the worker was stopped",
+            )
+        ) from None
     except (FrameError, OSError):
         frame = None
     except BaseException:
         worker.kill()
         raise
-    if frame is not None and frame[0].get("op") == "ready":
+    if frame is not None and frame.get("op") == "ready":
         return
-    if frame is not None and frame[0].get("op") == "import_error":
+    if frame is not None and frame.get("op") == "import_error":
         worker.gone = True
         await worker.finish(EXIT_GRACE)
-        raise DaisiImportError(clean_error(frame[0].get("error")))
+        raise DaisiImportError(clean_error(frame.get("error")))
     worker.gone = True
     returncode = await worker.finish(1.0)
     raise DaisiImportError(
@@ -208,3 +238,16 @@ async def wait_ready(worker: WorkerProcess) -> None:
             f"the worker process died while importing the Daisi ({describe_exit(returncode)})",
         )
     )
+
+
+async def _read_until_ready(
+    worker: WorkerProcess, on_output: Callable[[str, str], None] | None
+) -> dict[str, Any] | None:
+    """The first frame that is not a ``log`` line of the import (None at the end)."""
+    while True:
+        frame = await read_frame_async(worker.reader)
+        if frame is None or frame[0].get("op") != "log":
+            return None if frame is None else frame[0]
+        if on_output is not None:
+            header = frame[0]
+            on_output(str(header.get("stream", "stdout")), str(header.get("line", "")))

@@ -15,7 +15,8 @@ over it. The worker
    kept), so that dill pickles classes and functions defined in the Daisi by
    value and a result travels with its class to a client that lacks the code
    (:mod:`.loading`);
-3. reports ``{"op": "ready", "pid"}`` or ``{"op": "import_error", "error"}``;
+3. reports ``{"op": "ready", "pid"}`` or ``{"op": "import_error", "error"}``, after
+   the ``log`` frames of what the import printed;
 4. runs ``{"op": "run"}`` frames one at a time until ``{"op": "exit"}`` or the
    end of the stream (:mod:`.main`, :mod:`.calling`, :mod:`.results`).
 
@@ -34,11 +35,12 @@ frame is sent. The worker kills everything below it before it exits, and when th
 server dies (a thread watches the server through a pidfd, or polls the parent pid
 where there is none).
 
-Output (:mod:`.capture`): during an execution, ``sys.stdout`` and ``sys.stderr`` are
-line writers that send every complete line to the server at once as a ``log`` frame,
-from any thread; ``logging`` goes to the current ``sys.stderr``. Outside executions
-(at import time, from threads that outlive their execution) output goes to the
-worker's original streams: file descriptors 1 and 2, which the pool connects to
-``/dev/null`` and to the server's own stderr respectively. Output written straight
-to the file descriptors (C extensions, subprocesses) is not captured.
+Output (:mod:`.capture`): while the Daisi imports and during an execution,
+``sys.stdout`` and ``sys.stderr`` are line writers that send every complete line to
+the server at once as a ``log`` frame, from any thread (import-time lines go to the
+Daisi's start log); ``logging`` goes to the current ``sys.stderr``. Outside them
+(from threads that outlive their execution) output goes to the worker's original
+streams: file descriptors 1 and 2, which the pool connects to ``/dev/null`` and to
+the server's own stderr respectively. Output written straight to the file
+descriptors (C extensions, subprocesses) is not captured.
 """

@@ -18,10 +18,20 @@ from daisi_async.server import _frames
 
 from .channel import Channel
 
-__all__ = ["MAX_LINE", "BinaryAdapter", "CurrentStderrHandler", "LineWriter", "configure_logging"]
+__all__ = [
+    "IMPORTING",
+    "MAX_LINE",
+    "BinaryAdapter",
+    "CurrentStderrHandler",
+    "LineWriter",
+    "configure_logging",
+]
 
 MAX_LINE = 1 << 20
 """A partial line longer than this (in characters) is sent as a line of its own."""
+
+IMPORTING = ""
+"""The execution id of the lines printed while the Daisi's module is imported."""
 
 _LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -45,7 +55,9 @@ class BinaryAdapter(io.RawIOBase):
 class LineWriter(io.TextIOBase):
     """A text stream that sends each complete line as a ``log`` frame, immediately.
 
-    Between executions (no current execution id) it writes to ``passthrough``.
+    While the Daisi imports, the frames carry the execution id :data:`IMPORTING`
+    (the lines go to the Daisi's start log). Between executions (no current
+    execution id) it writes to ``passthrough``.
     """
 
     def __init__(self, channel: Channel, name: str, passthrough: TextIO | None) -> None:
@@ -85,7 +97,7 @@ class LineWriter(io.TextIOBase):
         return self._passthrough.fileno()
 
     def begin(self, eid: str) -> None:
-        """Start capturing for execution ``eid``."""
+        """Start capturing for execution ``eid`` (:data:`IMPORTING`: the import)."""
         with self._lock:
             self._eid = eid
             self._partial = []

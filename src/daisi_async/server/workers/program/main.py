@@ -20,7 +20,7 @@ from daisi_async.server import _frames
 from daisi_async.server.workers import proctree
 
 from .calling import ArgumentFailure, call, open_arguments
-from .capture import LineWriter, configure_logging
+from .capture import IMPORTING, LineWriter, configure_logging
 from .channel import Channel, exit_now
 from .failures import error, format_exception, qualified_type, safe_str
 from .loading import load_entry
@@ -180,11 +180,19 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging()
 
     original_main = sys.modules.get("__main__")
+    out.begin(IMPORTING)
+    err.begin(IMPORTING)
     try:
         module = load_entry(directory, ns.entry)
     except BaseException as exc:
+        sys.stdout, sys.stderr = out, err
+        out.end()
+        err.end()
         channel.send({"op": "import_error", "error": _failure(exc)})
         exit_now(0)
+    sys.stdout, sys.stderr = out, err
+    out.end()
+    err.end()
     worker = _Worker(channel, module, out, err, SiblingModules(directory))
     channel.send({"op": "ready", "pid": os.getpid()})
     worker.serve()
