@@ -8,7 +8,11 @@ benchmark-only Bench Daisi), then measures, side by side:
 2. throughput of ``asyncio.gather`` over N executions (twice);
 3. a 100 MB numpy argument and result (in a subprocess, for its peak memory);
 4. bytes received by the client while chaining executions on a 20 MB array;
-5. latency of the first live log line.
+5. latency of the first live log line;
+6. cold start: the first call of a fresh Daisi (its worker starts for it);
+7. a runtime serving 40 Daisies: time to ready, and memory while idle.
+
+Scenarios 6 and 7 (``_lifecycle.py``) start runtimes of their own.
 
 Usage: ``python benchmarks/run.py [--quick] [--json FILE]`` (or ``make bench``).
 """
@@ -46,6 +50,7 @@ from _common import (
     render_table,
     tree_cpu,
 )
+from _lifecycle import scenario_cold_start, scenario_many
 
 from daisi_async import AsyncDaisi, Daisi
 from daisi_async.testing import LocalRuntime
@@ -75,6 +80,8 @@ class Settings:
     payload_reps: int  # scenario 3
     chain_mb: float  # scenario 4
     log_runs: int  # scenario 5, per variant
+    cold_daisies: int  # scenario 6
+    many_daisies: int  # scenario 7
 
 
 QUICK = Settings(
@@ -86,6 +93,8 @@ QUICK = Settings(
     payload_reps=1,
     chain_mb=20,
     log_runs=5,
+    cold_daisies=5,
+    many_daisies=40,
 )
 FULL = Settings(
     rounds=20,
@@ -96,6 +105,8 @@ FULL = Settings(
     payload_reps=5,
     chain_mb=20,
     log_runs=15,
+    cold_daisies=10,
+    many_daisies=40,
 )
 
 
@@ -507,6 +518,37 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
                     v["median"] <= 0.050,
                 )
             )
+    cold = res.get("cold_start")
+    if cold:
+        n = len(cold["first"])
+        rows.append(
+            Row(
+                f"6 first call of a fresh Daisi (n={n})",
+                f"p50 {ms(percentile(cold['first'], 50))}  max {ms(max(cold['first']))}"
+                f"  (next call, warm: p50 {ms(percentile(cold['second'], 50))})",
+            )
+        )
+    for run in res.get("many", []):
+        label = "workers on first use" if run["workers"] == 0 else "--workers 1"
+        rows.append(
+            Row(
+                f"7 {run['daisies']} Daisies, {label}: time to ready",
+                f"{run['ready_s']:.2f} s"
+                + (
+                    f"  (all {run['ready_daisies']} warm at {run['all_warm_s']:.2f} s)"
+                    if run["workers"]
+                    else ""
+                ),
+                "< 2 s",
+                run["ready_s"] < 2.0,
+            )
+        )
+        rows.append(
+            Row(
+                f"7 {run['daisies']} Daisies, {label}: idle RSS",
+                f"{run['rss_bytes'] / MB:.0f} MB (server + {run['ready_daisies']} workers)",
+            )
+        )
     return rows
 
 
@@ -515,10 +557,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="daisi-async benchmarks (DESIGN.md §6)")
     parser.add_argument("--quick", action="store_true", help="smaller counts (< 60 s)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes per Daisi")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes each Daisi keeps warm"
+    )
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5",
+        default="1,2,3,4,5,6,7",
         help="comma-separated scenario numbers to run (default: all)",
     )
     ns = parser.parse_args(argv)
@@ -550,6 +594,16 @@ def main(argv: list[str] | None = None) -> int:
             for number, key, step in steps:
                 if number not in only:
                     continue
+                log(f"scenario {number}: {key}")
+                t0 = time.perf_counter()
+                res[key] = step()
+                log(f"scenario {number}: done in {time.perf_counter() - t0:.1f} s")
+        own: list[tuple[int, str, Callable[[], Any]]] = [
+            (6, "cold_start", lambda: scenario_cold_start(s.cold_daisies)),
+            (7, "many", lambda: scenario_many(s.many_daisies)),
+        ]
+        for number, key, step in own:  # each on runtimes of its own
+            if number in only:
                 log(f"scenario {number}: {key}")
                 t0 = time.perf_counter()
                 res[key] = step()
