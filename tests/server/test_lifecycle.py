@@ -62,6 +62,14 @@ CHATTY = """
         print("in call")
         return "hi"
 """
+LOUD = """
+    for i in range(1, 1101):
+        print(f"line {i}")
+    print("x" * 20_000)
+
+    def hi():
+        return "hi"
+"""
 READER = """
     import time
 
@@ -189,6 +197,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "app.py": CHATTY,
             "daisi.toml": toml("Secret", 'owner = "alice"\npublic = false'),
         },
+        "loud": {"app.py": LOUD, "daisi.toml": toml("Loud")},
         "reader": {"app.py": READER, "daisi.toml": toml("Reader")},
         "reader-two": {"app.py": READER, "daisi.toml": toml("Reader Two")},
     }
@@ -428,6 +437,16 @@ def test_the_start_log_is_seen_as_the_daisi_is(client: httpx.Client, ids: dict[s
     missing = "00000000-0000-4000-8000-000000000000"
     r = client.get(f"/v1/daisies/{missing}/log")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_the_start_log_keeps_the_latest_lines(client: httpx.Client, ids: dict[str, str]) -> None:
+    did = ids["Loud"]
+    assert value(call(client, did, "hi")) == "hi"
+    lines = client.get(f"/v1/daisies/{did}/log").json()["lines"]
+    assert len(lines) == 1000
+    assert (lines[0]["seq"], lines[0]["line"]) == (102, "line 102")
+    assert lines[-1]["seq"] == 1101
+    assert lines[-1]["line"] == "x" * 10_000 + "... (10000 more characters)"
 
 
 def _submit_as(client: httpx.Client, did: str, headers: dict[str, str]) -> str:

@@ -93,7 +93,7 @@ class DaisiSpec:
         return None if self.entry is None else self.path / self.entry
 
     def to_json(self) -> dict[str, Any]:
-        """The Daisi object of the protocol (without the run-time ``workers`` count)."""
+        """The Daisi object of the protocol (without the run-time ``state`` and ``workers``)."""
         return {
             "id": self.id,
             "name": self.name,

@@ -1,7 +1,7 @@
 """A Daisi's start log: what its workers print while they import it (:class:`StartLog`).
 
-Lines are kept in memory, the last ``MAX_LINES`` of them, and each is echoed on the
-server's console with the Daisi's name in front.
+Lines are kept in memory, the last ``MAX_LINES`` of them (each cut to ``MAX_CHARS``),
+and each is echoed on the server's console with the Daisi's name in front.
 
 Example:
     >>> log = StartLog("Adder", echo=None)
@@ -18,10 +18,13 @@ import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["MAX_LINES", "StartLog"]
+__all__ = ["MAX_CHARS", "MAX_LINES", "StartLog"]
 
 MAX_LINES = 1000
 """How many lines a start log keeps (the latest)."""
+
+MAX_CHARS = 10_000
+"""A longer line is kept cut to this many characters (a note says how many more)."""
 
 
 class StartLog:
@@ -35,6 +38,8 @@ class StartLog:
 
     def add(self, stream: str, line: str) -> None:
         """Keep one line (``stream`` is ``"stdout"`` or ``"stderr"``) and echo it."""
+        if len(line) > MAX_CHARS:
+            line = f"{line[:MAX_CHARS]}... ({len(line) - MAX_CHARS} more characters)"
         self._seq += 1
         self._lines.append({"seq": self._seq, "stream": stream, "line": line, "time": time.time()})
         if self._echo is not None:
