@@ -276,7 +276,7 @@ def test_calls_scale_out_to_max_workers(client: httpx.Client, ids: dict[str, str
 def test_the_queue_never_grows_a_pool_over_max_workers(
     client: httpx.Client, ids: dict[str, str], tree: Path
 ) -> None:
-    eids = [submit(client, ids["Pair"], "nap", seconds=1) for _ in range(3)]
+    eids = [submit(client, ids["Pair"], "nap", seconds=2) for _ in range(3)]
     runs = sorted((wait(client, eid) for eid in eids), key=lambda r: r["started_at"])
     assert len({value(r)[0] for r in runs}) == 2
     # The third waited (QUEUED) until one of the first two was done.
@@ -290,7 +290,7 @@ def test_idle_workers_stop_down_to_min_workers(
     warm, brief = ids["Warm"], ids["Brief"]
     wait_until(lambda: daisi(client, warm)["state"] == "ready", what="Warm warmed up")
     assert len(worker_pids(tree / "warm")) == 1
-    runs = [wait(client, e) for e in [submit(client, warm, "nap", seconds=1) for _ in range(2)]]
+    runs = [wait(client, e) for e in [submit(client, warm, "nap", seconds=3) for _ in range(2)]]
     assert len({value(r)[0] for r in runs}) == 2  # it grew for the queue
     # idle_timeout = 1: back to min_workers = 1, never fewer.
     wait_until(lambda: len(worker_pids(tree / "warm")) == 1, what="Warm back to 1")
