@@ -9,8 +9,12 @@ benchmark-only Bench Daisi), then measures, side by side:
 3. a 100 MB numpy argument and result (in a subprocess, for its peak memory);
 4. bytes received by the client while chaining executions on a 20 MB array;
 5. latency of the first live log line;
-6. time to the first result of a Daisi with a requirements.txt: its environment
+6. cold start: the first call of a fresh Daisi (its worker starts for it);
+7. a runtime serving 40 Daisies: time to ready, and memory while idle;
+8. time to the first result of a Daisi with a requirements.txt: its environment
    reused after a restart vs built fresh (a runtime of its own, see ``_envs.py``).
+
+Scenarios 6 and 7 (``_lifecycle.py``) start runtimes of their own.
 
 Usage: ``python benchmarks/run.py [--quick] [--json FILE]`` (or ``make bench``).
 """
@@ -49,6 +53,7 @@ from _common import (
     tree_cpu,
 )
 from _envs import scenario_envs
+from _lifecycle import scenario_cold_start, scenario_many
 
 from daisi_async import AsyncDaisi, Daisi
 from daisi_async.testing import LocalRuntime
@@ -78,7 +83,9 @@ class Settings:
     payload_reps: int  # scenario 3
     chain_mb: float  # scenario 4
     log_runs: int  # scenario 5, per variant
-    env_reps: int = 3  # scenario 6: restarts and fresh builds, each
+    cold_daisies: int  # scenario 6
+    many_daisies: int  # scenario 7
+    env_reps: int = 3  # scenario 8: restarts and fresh builds, each
 
 
 QUICK = Settings(
@@ -90,6 +97,8 @@ QUICK = Settings(
     payload_reps=1,
     chain_mb=20,
     log_runs=5,
+    cold_daisies=5,
+    many_daisies=40,
 )
 FULL = Settings(
     rounds=20,
@@ -100,6 +109,8 @@ FULL = Settings(
     payload_reps=5,
     chain_mb=20,
     log_runs=15,
+    cold_daisies=10,
+    many_daisies=40,
     env_reps=5,
 )
 
@@ -512,17 +523,48 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
                     v["median"] <= 0.050,
                 )
             )
+    cold = res.get("cold_start")
+    if cold:
+        n = len(cold["first"])
+        rows.append(
+            Row(
+                f"6 first call of a fresh Daisi (n={n})",
+                f"p50 {ms(percentile(cold['first'], 50))}  max {ms(max(cold['first']))}"
+                f"  (next call, warm: p50 {ms(percentile(cold['second'], 50))})",
+            )
+        )
+    for run in res.get("many", []):
+        label = "workers on first use" if run["workers"] == 0 else "--workers 1"
+        rows.append(
+            Row(
+                f"7 {run['daisies']} Daisies, {label}: time to ready",
+                f"{run['ready_s']:.2f} s"
+                + (
+                    f"  (all {run['ready_daisies']} warm at {run['all_warm_s']:.2f} s)"
+                    if run["workers"]
+                    else ""
+                ),
+                "< 2 s",
+                run["ready_s"] < 2.0,
+            )
+        )
+        rows.append(
+            Row(
+                f"7 {run['daisies']} Daisies, {label}: idle RSS",
+                f"{run['rss_bytes'] / MB:.0f} MB (server + {run['ready_daisies']} workers)",
+            )
+        )
     envs = res.get("envs")
     if envs:
         rows.append(
             Row(
-                "6 first result, env cached (restart)",
+                "8 first result, env cached (restart)",
                 f"median {envs['cached_s']:.2f} s  (n={len(envs['cached_runs'])})",
             )
         )
         rows.append(
             Row(
-                "6 first result, env built fresh",
+                "8 first result, env built fresh",
                 f"median {envs['fresh_s']:.2f} s with uv's cache warm, {envs['cold_s']:.2f} s cold",
             )
         )
@@ -534,10 +576,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="daisi-async benchmarks (DESIGN.md §6)")
     parser.add_argument("--quick", action="store_true", help="smaller counts (< 60 s)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes per Daisi")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes each Daisi keeps warm"
+    )
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5,6",
+        default="1,2,3,4,5,6,7,8",
         help="comma-separated scenario numbers to run (default: all)",
     )
     ns = parser.parse_args(argv)
@@ -565,11 +609,21 @@ def main(argv: list[str] | None = None) -> int:
                 (3, "payload", lambda: scenario_payload(rt, s)),
                 (4, "chain", lambda: scenario_chain(rt, loop, s)),
                 (5, "logs", lambda: scenario_logs(rt, loop, s)),
-                (6, "envs", lambda: scenario_envs(s.env_reps)),
             ]
             for number, key, step in steps:
                 if number not in only:
                     continue
+                log(f"scenario {number}: {key}")
+                t0 = time.perf_counter()
+                res[key] = step()
+                log(f"scenario {number}: done in {time.perf_counter() - t0:.1f} s")
+        own: list[tuple[int, str, Callable[[], Any]]] = [
+            (6, "cold_start", lambda: scenario_cold_start(s.cold_daisies)),
+            (7, "many", lambda: scenario_many(s.many_daisies)),
+            (8, "envs", lambda: scenario_envs(s.env_reps)),
+        ]
+        for number, key, step in own:  # each on runtimes of its own
+            if number in only:
                 log(f"scenario {number}: {key}")
                 t0 = time.perf_counter()
                 res[key] = step()

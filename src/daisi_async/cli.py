@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .server.worker_env import is_variable_name
+from .server.workers.environment import is_variable_name
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -28,14 +28,23 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[unit])
 
 
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return n
+
+    return parse
+
+
+_positive_int = _at_least(1)
+_count = _at_least(0)
 
 
 def _positive_float(text: str) -> float:
@@ -90,7 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--tokens", type=Path, help="tokens file: JSON {token: user} or 'TOKEN USER' lines"
     )
     serve.add_argument(
-        "--workers", type=_positive_int, default=1, help="worker processes per Daisi"
+        "--workers",
+        type=_count,
+        default=0,
+        help="worker processes each Daisi keeps running from startup, even idle (started in"
+        " the background); the others start on a Daisi's first calls (default 0)",
     )
     serve.add_argument(
         "--max-workers",
@@ -167,6 +180,27 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run every Daisi in the server's environment (a missing requirement is a warning)",
     )
+    serve.add_argument(
+        "--idle-timeout",
+        type=_positive_float,
+        default=600.0,
+        metavar="SECONDS",
+        help="a worker idle this long exits, down to the Daisi's min_workers (default 600)",
+    )
+    serve.add_argument(
+        "--import-timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="a worker that takes longer to import its Daisi is stopped and the start"
+        " fails (default 60)",
+    )
+    serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="watch the folder: reload edited Daisies (new calls get new workers), add new"
+        " ones, drop removed ones",
+    )
     serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     return parser
 
@@ -213,6 +247,9 @@ def _serve(args: argparse.Namespace) -> int:
             offline=args.offline,
             shared=args.shared_env,
         ),
+        idle_timeout=args.idle_timeout,
+        import_timeout=args.import_timeout,
+        reload=args.reload,
     )
     if args.max_workers is not None:
         config.max_workers = args.max_workers

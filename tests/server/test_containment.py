@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 import daisi_async
-from daisi_async.server import proctree
+from daisi_async.server.workers import proctree
 from daisi_async.testing import LocalRuntime
 
 SOURCE = Path(__file__).resolve().parents[1] / "daisies" / "_procs" / "app.py"
@@ -151,7 +151,7 @@ def workers_of(server_pid: int) -> list[int]:
             cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if st is not None and st[1] == server_pid and b"_worker_main" in cmd:
+        if st is not None and st[1] == server_pid and b"daisi_async.server.workers.program" in cmd:
             found.append(int(entry))
     return found
 
@@ -239,6 +239,8 @@ def test_nothing_outlives_the_server(tmp_path: Path, how: str) -> None:
             pidfile = tmp_path / "pids"
             submit(client, procs, "spawn", pidfile=str(pidfile), then="sleep", seconds=120)
             pids = read_pids(pidfile)
+        # The workers start in the background: wait until all four have imported.
+        wait_until(lambda: len(helpers(root / "procs")) == len(helpers(root / "fuse")) == 2, 30)
         workers = workers_of(server)
         assert len(workers) == 4  # two per Daisi, one of them busy
         everything = [*pids, *helpers(root / "procs"), *helpers(root / "fuse"), *workers]
@@ -302,7 +304,7 @@ def test_kill_tree_beats_fork_races(tmp_path: Path) -> None:
 def test_workers_get_an_allowlisted_environment(
     client: httpx.Client, ids: dict[str, str], runtime: LocalRuntime
 ) -> None:
-    from daisi_async.server.worker_env import ALLOWED_NAMES, ALLOWED_PREFIXES
+    from daisi_async.server.workers.environment import ALLOWED_NAMES, ALLOWED_PREFIXES
 
     env = value(call(client, ids["Procs"], "environment"))
     assert SECRET[0] not in env and PASSED[0] not in env

@@ -150,9 +150,16 @@ def runtime(daisies: Path) -> Iterator[LocalRuntime]:
 
 @pytest.fixture(scope="module")
 def listing(client: httpx.Client) -> dict[str, dict[str, Any]]:
-    r = client.get("/v1/daisies")
-    assert r.status_code == 200, r.text
-    return {d["name"]: d for d in r.json()["daisies"]}
+    """The Daisies once the imports begun at startup (in the background) have ended."""
+    deadline = time.monotonic() + 60
+    while True:
+        r = client.get("/v1/daisies")
+        assert r.status_code == 200, r.text
+        daisies = {d["name"]: d for d in r.json()["daisies"]}
+        if all(d["state"] != "starting" for d in daisies.values()):
+            return daisies
+        assert time.monotonic() < deadline, daisies
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

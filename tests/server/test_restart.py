@@ -26,7 +26,7 @@ from tests.server.conftest import EXAMPLES
 
 from daisi_async.testing import LocalRuntime
 
-WORKER_MODULE = "daisi_async.server._worker_main"
+WORKER_MODULE = "daisi_async.server.workers.program"
 
 
 @pytest.fixture(scope="module")

@@ -542,7 +542,7 @@ def test_workers_number_status_set(client: httpx.Client, ids: dict[str, str]) ->
     base = "/daisies/workers"
     r = client.get(f"{base}/{did}/number")
     assert r.status_code == 200
-    assert r.json() == 1
+    assert 1 <= r.json() <= 3  # --workers 1 kept warm; the queue may have started more
     r = client.get(f"{base}/{did}/status")
     assert r.status_code == 200
     assert r.json()["message"] == "ready_to_update"

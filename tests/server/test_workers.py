@@ -18,6 +18,7 @@ import dill
 import pytest
 
 from daisi_async.server.workers import DaisiImportError, Job, Outcome, WorkerPool
+from daisi_async.server.workers.process import WORKER_MODULE
 
 pytestmark = pytest.mark.anyio
 
@@ -197,6 +198,9 @@ class Logs:
 
 @asynccontextmanager
 async def open_pool(folder: Path, logs: Logs | None = None, **kw: Any) -> AsyncIterator[WorkerPool]:
+    """A started pool with one warm worker (unless ``min_workers``/``max_workers`` say)."""
+    kw.setdefault("min_workers", 1)
+    kw.setdefault("max_workers", max(1, kw["min_workers"]))
     pool = WorkerPool(
         name=folder.name,
         directory=folder,
@@ -204,7 +208,8 @@ async def open_pool(folder: Path, logs: Logs | None = None, **kw: Any) -> AsyncI
         on_log=logs if logs is not None else Logs(),
         **kw,
     )
-    await pool.start()
+    pool.start()
+    await pool.warm()
     try:
         yield pool
     finally:
@@ -274,7 +279,7 @@ def worker_children() -> list[int]:
                 cmd = f.read()
         except OSError:
             continue
-        if ppid == me and b"_worker_main" in cmd:
+        if ppid == me and WORKER_MODULE.encode() in cmd:
             found.append(int(entry))
     return found
 
@@ -404,7 +409,7 @@ async def test_exception_in_daisi(tmp_path: Path) -> None:
         assert out.error["message"] == "division by zero"
         tb = out.error["traceback"]
         assert str(folder / "app.py") in tb and "in divide" in tb
-        assert tb.startswith("Traceback") and "_worker_main" not in tb
+        assert tb.startswith("Traceback") and "workers/program" not in tb
         assert pool.pids == [pid]  # the worker lives on
 
         for endpoint, kind in (
@@ -583,7 +588,7 @@ async def test_resize_up_and_down(tmp_path: Path) -> None:
             with pytest.raises(ValueError):
                 await pool.resize(bad)
         await pool.resize(3)
-        assert pool.size == 3 and pool.status == "increasing"
+        assert pool.number == 3 and pool.status == "increasing"
         await pool.resize(3, wait=True)
         assert pool.status == "ready_to_update" and len(pool.pids) == 3
 
@@ -631,22 +636,26 @@ async def test_import_error(tmp_path: Path) -> None:
             pass
     """,
     )
-    pool = WorkerPool(name="d", directory=folder, entry="app.py", on_log=Logs(), size=2)
+    pool = WorkerPool(
+        name="d", directory=folder, entry="app.py", on_log=Logs(), min_workers=2, max_workers=2
+    )
+    pool.start()
     with pytest.raises(DaisiImportError) as info:
-        await pool.start()
+        await pool.warm()
     err = info.value.error
     assert err["type"] == "builtins.RuntimeError"
     assert err["message"] == "broken at import"
-    assert str(folder / "app.py") in err["traceback"] and "_worker_main" not in err["traceback"]
+    assert str(folder / "app.py") in err["traceback"] and "workers/program" not in err["traceback"]
     with pytest.raises(DaisiImportError):
         await pool.run(job(tmp_path, "fine"))
     await pool.close()
     assert worker_children() == []
 
     syntax = make_daisi(tmp_path, "def broken(:\n    pass\n", name="syntax")
-    pool = WorkerPool(name="s", directory=syntax, entry="app.py", on_log=Logs())
+    pool = WorkerPool(name="s", directory=syntax, entry="app.py", on_log=Logs(), min_workers=1)
+    pool.start()
     with pytest.raises(DaisiImportError) as info:
-        await pool.start()
+        await pool.warm()
     assert info.value.error["type"] == "builtins.SyntaxError"
     assert "app.py" in info.value.error["traceback"]
     await pool.close()
@@ -723,8 +732,11 @@ async def test_classes_travel_by_value(tmp_path: Path) -> None:
 
 async def test_close_leaves_no_processes(tmp_path: Path) -> None:
     folder = make_daisi(tmp_path, APP)
-    pool = WorkerPool(name="d", directory=folder, entry="app.py", on_log=Logs(), size=3)
-    await pool.start()
+    pool = WorkerPool(
+        name="d", directory=folder, entry="app.py", on_log=Logs(), min_workers=3, max_workers=3
+    )
+    pool.start()
+    await pool.warm()
     pids = pool.pids
     assert len(pids) == 3 and all(alive(p) for p in pids)
     running = asyncio.ensure_future(pool.run(job(tmp_path, "sleep", seconds=30)))

@@ -1,8 +1,9 @@
 """The execution engine: validates submissions, runs them on worker pools, waits.
 
-It ties the registry (which Daisies exist), the store (what happened) and the worker
-pools (where code runs) together. HTTP lives in the route modules; this module knows
-nothing of requests and replies beyond :class:`~.errors.ApiError`.
+It ties the served Daisies and their worker pools (:mod:`.lifecycle`: which Daisies
+exist, where code runs) and the store (what happened) together. HTTP lives in the
+route modules; this module knows nothing of requests and replies beyond
+:class:`~.errors.ApiError`.
 """
 
 from __future__ import annotations
@@ -17,17 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._wire import (
-    CANCELLED,
-    DAISI_BROKEN,
-    RESULT_ERROR,
-    UPSTREAM_FAILED,
-    ExecutionStatus,
-)
+from .._wire import CANCELLED, DAISI_BROKEN, RESULT_ERROR, UPSTREAM_FAILED, ExecutionStatus
 from .auth import Auth
-from .envs import ENVIRONMENT_ERROR, EnvironmentBroken, Environments, EnvOptions
+from .envs import Environments, EnvOptions
 from .errors import ApiError, invalid_arguments, not_found
-from .registry import ArgumentsError, DaisiSpec, Registry, load_daisies
+from .lifecycle import DaisiUnavailable, Lifecycle
+from .registry import ArgumentsError, DaisiSpec, Registry
 from .store import (
     Blob,
     Event,
@@ -38,7 +34,8 @@ from .store import (
     request_fingerprint,
     valid_key,
 )
-from .workers import MAX_WORKERS, DaisiImportError, Job, Outcome, WorkerPool
+from .workers import MAX_WORKERS, DaisiImportError, Job, Outcome
+from .workers.jobs import error_text
 
 log = logging.getLogger("daisi_async.server")
 
@@ -54,7 +51,9 @@ class RuntimeConfig:
     root: Path
     store_dir: Path
     tokens: Mapping[str, str] = field(default_factory=dict)
-    workers: int = 1
+    workers: int = 0
+    """Workers each Daisi keeps running from startup, even idle (``--workers``; a Daisi's
+    ``min_workers`` in daisi.toml wins); the others start on demand."""
     timeout: float = DEFAULT_TIMEOUT
     memory_limit: int | None = DEFAULT_MEMORY
     max_body_bytes: int = 1 << 30
@@ -65,31 +64,19 @@ class RuntimeConfig:
     base_url: str = ""
     default_owner: str = "local"
     max_workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, MAX_WORKERS))
-    """The most workers a Daisi's pool may have (``--max-workers``; pools start clamped)."""
+    """The most workers a Daisi's pool may have (``--max-workers``); a Daisi's
+    ``max_workers`` in daisi.toml defaults to it and is clamped to it."""
+    idle_timeout: float = 600.0
+    """Seconds an idle worker lives above a Daisi's ``min_workers`` (``--idle-timeout``)."""
+    import_timeout: float = 60.0
+    """Seconds a worker may take to import its Daisi (``--import-timeout``)."""
+    reload: bool = False
+    """Watch the served folder and reload edited, new and removed Daisies (``--reload``)."""
     env_pass: tuple[str, ...] = ()
     """Names of server environment variables that workers get on top of the allowlist
-    of :mod:`daisi_async.server.worker_env` (``daisi serve --env-pass NAME``)."""
+    of :mod:`daisi_async.server.workers.environment` (``daisi serve --env-pass NAME``)."""
     envs: EnvOptions = field(default_factory=EnvOptions)
     """How Daisies' environments are built (see :mod:`daisi_async.server.envs`)."""
-
-
-def error_text(error: Mapping[str, str] | None) -> str:
-    """A failure as one readable text: the traceback, else ``type: message``."""
-    if not error:
-        return ""
-    tb = error.get("traceback") or ""
-    headline = f"{error.get('type', 'Error')}: {error.get('message', '')}"
-    if not tb.strip():
-        return headline
-    if str(error.get("type", "")).startswith("daisi.") and error.get("message", "") not in tb:
-        # A runtime failure wrapping another one (e.g. an upstream execution's
-        # traceback): keep the traceback and say what happened here, as Python
-        # shows a chained exception.
-        return (
-            f"{tb.rstrip()}\n\nThe above exception was the direct cause of the following"
-            f" exception:\n\n{headline}\n"
-        )
-    return tb
 
 
 class Runtime:
@@ -100,91 +87,39 @@ class Runtime:
         self.auth = Auth(config.tokens)
         self.store = store or Store(config.store_dir, synchronous=config.sync)
         self.store.on_lost = self._lost
-        self.registry = Registry([])
-        self.pools: dict[str, WorkerPool] = {}
-        self.broken: dict[str, str] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
         self.envs = Environments(config.store_dir / "envs", config.envs)
-        self._pool_starts: dict[str, asyncio.Task[None]] = {}
-        """Pools that start once their Daisi's environment is built (in the background)."""
+        self.lifecycle = Lifecycle(config, envs=self.envs, on_log=self._on_log)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def registry(self) -> Registry:
+        """The Daisies served now."""
+        return self.lifecycle.registry
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        """Open the store, load the Daisies, start warm workers, resume queued work."""
+        """Open the store, load the Daisies (their workers start in the background or on
+        first use), resume queued work."""
         self.store.open()
-        self.registry = Registry(
-            load_daisies(self.config.root, default_owner=self.config.default_owner)
-        )
-        specs = [s for s in self.registry.all() if not s.error]
-        self.envs.plan(specs)
-        for spec in specs:
-            if not self.envs.ready_now(spec):
-                self._pool_starts[spec.id] = asyncio.get_running_loop().create_task(
-                    self._start_pool(spec), name=f"pool {spec.full_name}"
-                )
-        await asyncio.gather(*(self._start_pool(s) for s in specs if self.envs.ready_now(s)))
+        self.lifecycle.load()
         for rec in self.store.recover():
             self._schedule(rec)
 
-    async def _start_pool(self, spec: DaisiSpec) -> None:
-        from .worker_env import worker_environment
-
-        try:
-            python = await self.envs.interpreter(spec)
-        except EnvironmentBroken as exc:
-            self.broken[spec.id] = str(exc)
-            return
-        extra = {"DAISI_BASE_URL": self.config.base_url} if self.config.base_url else {}
-        env = worker_environment(passed=self.config.env_pass, extra=extra)
-        if self.envs.own(spec):  # as if activated: its console scripts come first
-            bin_dir = os.path.dirname(python)
-            env["PATH"] = os.pathsep.join(filter(None, [bin_dir, env.get("PATH")]))
-            env["VIRTUAL_ENV"] = os.path.dirname(bin_dir)
-        pool = WorkerPool(
-            name=spec.full_name,
-            directory=spec.path,
-            entry=spec.entry or "app.py",
-            size=self._pool_size(spec),
-            env=env,
-            memory_limit=spec.memory or self.config.memory_limit,
-            on_log=self._on_log,
-            python=python,
-        )
-        try:
-            await pool.start()
-        except DaisiImportError as exc:
-            self.broken[spec.id] = error_text(exc.error) or str(exc)
-            log.warning("Daisi %s failed to import:\n%s", spec.full_name, self.broken[spec.id])
-            await pool.close()
-            return
-        self.pools[spec.id] = pool
-
-    def _pool_size(self, spec: DaisiSpec) -> int:
-        size = spec.workers or self.config.workers
-        if size > self.config.max_workers:
-            log.warning(
-                "Daisi %s asks for %d workers; starting %d (this server's --max-workers)",
-                spec.full_name, size, self.config.max_workers,
-            )  # fmt: skip
-            size = self.config.max_workers
-        return size
-
     async def stop(self) -> None:
         """Stop running work (it stays RUNNING in the store: a restart marks it)."""
-        tasks = [*self._tasks.values(), *self._pool_starts.values()]
+        tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
         for t in tasks:
             with contextlib.suppress(BaseException):
                 await t
-        await self.envs.close()
-        await asyncio.gather(*(p.close() for p in self.pools.values()))
+        await self.lifecycle.close()
         self.store.close()
 
     # -- Daisies -------------------------------------------------------------------------
     def daisi_error(self, spec: DaisiSpec) -> str | None:
-        """Why a Daisi can't run (load or import error), or None."""
-        return spec.error or self.broken.get(spec.id)
+        """Why a Daisi can't run (load error, or the last import failed), or None."""
+        return self.lifecycle.state(spec)[1]
 
     def visible(self, spec: DaisiSpec | None, user: str | None) -> DaisiSpec:
         """The Daisi if ``user`` may see it; else the 404 a missing one gets."""
@@ -199,23 +134,8 @@ class Runtime:
         except ApiError:
             raise not_found(f"no Daisi named {name_or_id!r}") from None
 
-    def daisi_state(self, spec: DaisiSpec) -> str:
-        """``building`` (its environment), ``broken``, ``starting`` (its workers) or ``ready``."""
-        if self.daisi_error(spec):
-            return "broken"
-        if self.envs.state(spec) in ("queued", "building"):
-            return "building"
-        return "ready" if spec.id in self.pools else "starting"
-
     def unavailable(self, spec: DaisiSpec) -> ApiError:
         """The 409 for a request that needs the Daisi's workers while it has none."""
-        if self.daisi_state(spec) == "building":
-            return ApiError(
-                409,
-                "daisi_building",
-                f"Daisi {spec.full_name!r} is building its environment; calls to it wait,"
-                " and its workers can be changed once its state is 'ready'",
-            )
         return ApiError(
             409, "daisi_broken", f"Daisi {spec.full_name!r} can't run: {self.daisi_error(spec)}"
         )
@@ -223,12 +143,10 @@ class Runtime:
     def daisi_json(self, spec: DaisiSpec) -> dict[str, Any]:
         """The Daisi object of the protocol."""
         body = spec.to_json()
-        body["broken"] = self.daisi_error(spec)
-        body["state"] = self.daisi_state(spec)
-        if self.envs.own(spec):  # installed in its own environment (or the build failed)
-            body["missing_requirements"] = []
-        pool = self.pools.get(spec.id)
-        body["workers"] = pool.size if pool else 0
+        state, body["broken"] = self.lifecycle.state(spec)
+        body["state"] = state.value
+        pool = self.lifecycle.pools.get(spec.id)
+        body["workers"] = pool.number if pool else 0
         return body
 
     # -- executions ----------------------------------------------------------------------
@@ -371,16 +289,8 @@ class Runtime:
 
     async def _execute(self, rec: ExecutionRecord) -> None:
         spec = self.registry.get(rec.daisi_id)
-        starting = self._pool_starts.get(spec.id) if spec else None
-        if starting is not None:  # its environment builds: the execution waits QUEUED
-            await asyncio.shield(starting)
-        broken = self.daisi_error(spec) if spec else "the Daisi is no longer served"
-        if broken or spec is None:
-            error = {"type": DAISI_BROKEN, "message": "the Daisi can't run"}
-            error["traceback"] = broken or ""
-            if spec is not None and self.envs.error(spec):  # the installer's words, up front
-                error = {"type": ENVIRONMENT_ERROR, "message": broken or "", "traceback": ""}
-            self.store.finish(rec, ExecutionStatus.FAILED, error=error)
+        if spec is None or spec.error:
+            self._fail_broken(rec, spec.error if spec else None)
             return
         job_args: dict[str, dict[str, Any]] = {}
         for name, arg in rec.args.items():
@@ -407,7 +317,6 @@ class Runtime:
                 job_args[name] = self._blob_arg(arg["blob"])
             else:
                 job_args[name] = {"json": arg["value"]}
-        pool = self.pools[spec.id]
         result_key = f"r-{rec.id}"
         job = Job(
             eid=rec.id,
@@ -419,10 +328,32 @@ class Runtime:
         )
         if rec.latest.is_terminal:
             return
-        # Waiting for a free worker is still QUEUED (a restart then runs it again); the
-        # execution is RUNNING once a worker takes it.
-        outcome = await pool.run(job, on_start=lambda: self.store.start(rec))
+        # Waiting for a free worker (or for one to start) is still QUEUED (a restart then
+        # runs it again); the execution is RUNNING once a worker takes it.
+        try:
+            outcome = await self.lifecycle.run(spec.id, job, on_start=lambda: self.store.start(rec))
+        except DaisiImportError as exc:
+            self._fail_broken(rec, error_text(exc.error), headline=str(exc))
+            return
+        except DaisiUnavailable:
+            now = self.registry.get(rec.daisi_id)
+            self._fail_broken(rec, now.error if now else None)
+            return
         self._record_outcome(rec, result_key, outcome)
+
+    def _fail_broken(self, rec: ExecutionRecord, why: str | None, *, headline: str = "") -> None:
+        """FAILED: the Daisi can't run (``why``: the load or import error; None: the Daisi
+        is no longer served)."""
+        reason = headline or ("it is no longer served" if why is None else "")
+        self.store.finish(
+            rec,
+            ExecutionStatus.FAILED,
+            error={
+                "type": DAISI_BROKEN,
+                "message": f"the Daisi can't run: {reason}" if reason else "the Daisi can't run",
+                "traceback": why or "the Daisi was removed from the served folder",
+            },
+        )
 
     def _blob_arg(self, key: str) -> dict[str, Any]:
         blob = self.store.get_blob(key)

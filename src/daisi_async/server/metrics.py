@@ -52,8 +52,10 @@ _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30
 
 
 def worker_counts(rt: Runtime) -> dict[str, tuple[int, int, int]]:
-    """``daisi_id -> (in service, idle, target)`` of each worker pool of the runtime."""
-    return {did: (len(pool.pids), pool.idle_count, pool.size) for did, pool in rt.pools.items()}
+    """``daisi_id -> (in service, idle, target)`` of each worker pool of the runtime
+    (target: the pinned count, else the workers running or starting)."""
+    pools = rt.lifecycle.pools
+    return {did: (len(pool.pids), pool.idle_count, pool.number) for did, pool in pools.items()}
 
 
 class Metrics:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -11,7 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from .._wire import LOOKUP_PREFIX, ExecutionStatus
-from .engine import Runtime, error_text
+from .engine import Runtime
 from .errors import ApiError, bad_request, not_found
 from .http import (
     asked_workers,
@@ -31,6 +30,7 @@ from .http import (
 )
 from .registry import DaisiSpec
 from .store import ExecutionRecord
+from .workers.jobs import error_text
 
 RESULTS_MAP_WAIT = 30.0
 
@@ -252,14 +252,14 @@ def _pool(request: Request, *, change: bool = False) -> Any:
     rt, spec, user = _daisi(request)
     if change:
         require_owner(rt, spec, user, "change the workers of a Daisi")
-    pool = rt.pools.get(spec.id)
+    pool = rt.lifecycle.pools.get(spec.id)
     if pool is None:
         raise rt.unavailable(spec)
     return pool
 
 
 async def workers_number(request: Request) -> Response:
-    return json_response(_pool(request).size)
+    return json_response(_pool(request).number)
 
 
 async def workers_status(request: Request) -> Response:
@@ -270,7 +270,7 @@ async def workers_set(request: Request) -> Response:
     pool = _pool(request, change=True)
     body = expect_object(await read_json(request), "the body")
     n = asked_workers(runtime(request), body, "worker_number")
-    asyncio.get_running_loop().create_task(pool.resize(n))
+    pool.pin(n)
     return json_response({"message": f"Setting the number of workers to {n}"})
 
 

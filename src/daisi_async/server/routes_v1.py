@@ -328,14 +328,20 @@ async def workers(request: Request) -> Response:
     spec = rt.visible(rt.registry.get(request.path_params["daisi_id"]), user)
     if request.method == "PUT":
         require_owner(rt, spec, user, "change the workers of a Daisi")
-    pool = rt.pools.get(spec.id)
+    pool = rt.lifecycle.pools.get(spec.id)
     if pool is None:
         raise rt.unavailable(spec)
     if request.method == "PUT":
         body = expect_object(await read_json(request), "the body")
-        n = asked_workers(rt, body, "number")
-        await pool.resize(n)
-    return json_response({"number": pool.size, "status": pool.status})
+        pool.pin(asked_workers(rt, body, "number"))
+    return json_response({"number": pool.number, "status": pool.status})
+
+
+async def start_log(request: Request) -> Response:
+    rt = runtime(request)
+    spec = rt.visible(rt.registry.get(request.path_params["daisi_id"]), caller(request))
+    after = query_int(request, "after", default=0)
+    return json_response({"lines": rt.lifecycle.start_log(spec).lines(after=after)})
 
 
 async def build(request: Request) -> Response:
@@ -351,6 +357,7 @@ routes = [
     Route("/v1/daisies/{daisi_id}/executions", submit_one, methods=["POST"]),
     Route("/v1/daisies/{daisi_id}/workers", workers, methods=["GET", "PUT"]),
     Route("/v1/daisies/{daisi_id}/build", build),
+    Route("/v1/daisies/{daisi_id}/log", start_log),
     Route("/v1/daisies/{name:path}", get_daisi),
     Route("/v1/blobs", put_blob, methods=["POST"]),
     Route("/v1/blobs/{key}", get_blob),

@@ -6,8 +6,9 @@ executes a Daisi's module; its workers do.
 **What makes a folder a Daisi.** A Daisi is a folder holding:
 
 * an optional ``daisi.toml`` (:mod:`.config`): ``name`` (default: the folder's
-  name), ``owner``, ``description``, ``entry``, ``public``, ``workers``,
-  ``timeout``, ``memory``;
+  name), ``owner``, ``description``, ``entry``, ``public``, ``timeout``, ``memory``,
+  and the workers' lifecycle: ``workers`` (a pinned count) or ``min_workers`` and
+  ``max_workers``, ``idle_timeout``, ``import_timeout``;
 * an entry module, whose top-level public functions are the endpoints
   (:mod:`.endpoints`). It is, first match wins (:mod:`.entry`):
 

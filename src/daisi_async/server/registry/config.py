@@ -1,10 +1,15 @@
 """Reading and checking a Daisi's ``daisi.toml``.
 
 Every key is optional: ``name``, ``owner``, ``description`` (strings), ``entry`` (a
-file inside the folder), ``public`` (true/false), ``workers`` (a positive integer),
-``timeout`` (positive seconds) and ``memory`` (bytes, or a size such as ``"512MB"``).
-Unknown keys are ignored. A problem is reported as one ``invalid daisi.toml: ...``
-message and that key falls back to its default.
+file inside the folder), ``public`` (true/false), ``timeout`` (positive seconds) and
+``memory`` (bytes, or a size such as ``"512MB"``); the workers' lifecycle:
+``min_workers`` (workers kept running even when idle, from startup; 0 or more),
+``max_workers`` (the most workers the Daisi's calls start; 1 or more),
+``idle_timeout`` (seconds an idle worker above ``min_workers`` lives) and
+``import_timeout`` (seconds a worker may take to import the Daisi); ``workers`` (a
+positive integer) pins the count (``min_workers = max_workers = workers``), so it
+goes alone. Unknown keys are ignored. A problem is reported as one
+``invalid daisi.toml: ...`` message and that key falls back to its default.
 
 Example:
     >>> errors: list[str] = []
@@ -60,6 +65,10 @@ class DaisiConfig:
     workers: int | None = None
     timeout: float | None = None
     memory: int | None = None
+    min_workers: int | None = None
+    max_workers: int | None = None
+    idle_timeout: float | None = None
+    import_timeout: float | None = None
 
 
 def read_config(folder: Path, errors: list[str]) -> DaisiConfig:
@@ -77,6 +86,18 @@ def read_config(folder: Path, errors: list[str]) -> DaisiConfig:
 
 def config_from_mapping(data: Mapping[str, Any], errors: list[str]) -> DaisiConfig:
     """Check the parsed TOML table ``data``; problems go to ``errors``."""
+    workers = _count(data, "workers", 1, errors)
+    low = _count(data, "min_workers", 0, errors)
+    high = _count(data, "max_workers", 1, errors)
+    if workers is not None and (low is not None or high is not None):
+        errors.append(
+            f"{_INVALID}: workers pins the number of workers; "
+            "set either workers or min_workers/max_workers"
+        )
+        low = high = None
+    if low is not None and high is not None and low > high:
+        errors.append(f"{_INVALID}: min_workers ({low}) is over max_workers ({high})")
+        low = high = None
     return DaisiConfig(
         name=_string(data, "name", errors),
         owner=_string(data, "owner", errors),
@@ -84,9 +105,13 @@ def config_from_mapping(data: Mapping[str, Any], errors: list[str]) -> DaisiConf
         entry=_entry(data, errors),
         entry_set="entry" in data,
         public=_public(data, errors),
-        workers=_workers(data, errors),
-        timeout=_timeout(data, errors),
+        workers=workers,
+        timeout=_seconds(data, "timeout", errors),
         memory=_memory(data, errors),
+        min_workers=low,
+        max_workers=high,
+        idle_timeout=_seconds(data, "idle_timeout", errors),
+        import_timeout=_seconds(data, "import_timeout", errors),
     )
 
 
@@ -116,18 +141,19 @@ def _public(data: Mapping[str, Any], errors: list[str]) -> bool:
     return value
 
 
-def _workers(data: Mapping[str, Any], errors: list[str]) -> int | None:
-    value = data.get("workers")
+def _count(data: Mapping[str, Any], key: str, minimum: int, errors: list[str]) -> int | None:
+    value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        errors.append(f"{_INVALID}: workers must be a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        errors.append(f"{_INVALID}: {key} must be {what}")
         return None
     return value
 
 
-def _timeout(data: Mapping[str, Any], errors: list[str]) -> float | None:
-    value = data.get("timeout")
+def _seconds(data: Mapping[str, Any], key: str, errors: list[str]) -> float | None:
+    value = data.get(key)
     if value is None:
         return None
     if (
@@ -136,7 +162,7 @@ def _timeout(data: Mapping[str, Any], errors: list[str]) -> float | None:
         or not math.isfinite(value)
         or value <= 0
     ):
-        errors.append(f"{_INVALID}: timeout must be a positive number of seconds")
+        errors.append(f"{_INVALID}: {key} must be a positive number of seconds")
         return None
     return float(value)
 

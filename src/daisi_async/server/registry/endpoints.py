@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..workers.program.loading import is_main_guard
 from .docstrings import param_descriptions
 from .schema import Endpoint, Param
 
@@ -50,26 +51,11 @@ def parse_module(file: Path, label: str, errors: list[str]) -> ast.Module | None
     return None
 
 
-def _is_main_guard(test: ast.expr) -> bool:
-    """``__name__ == "__main__"`` (either way round)."""
-    if not (
-        isinstance(test, ast.Compare)
-        and len(test.ops) == 1
-        and isinstance(test.ops[0], ast.Eq)
-        and len(test.comparators) == 1
-    ):
-        return False
-    sides = (test.left, test.comparators[0])
-    has_name = any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides)
-    has_main = any(isinstance(s, ast.Constant) and s.value == "__main__" for s in sides)
-    return has_name and has_main
-
-
 def _module_statements(body: Iterable[ast.stmt]) -> Iterable[ast.stmt]:
     """Statements run at import time, flattening plain ``if``/``try``/``with`` blocks."""
     for stmt in body:
         if isinstance(stmt, ast.If):
-            if _is_main_guard(stmt.test):
+            if is_main_guard(stmt.test):
                 yield from _module_statements(stmt.orelse)
             else:
                 yield from _module_statements(stmt.body)

@@ -74,6 +74,10 @@ def load_daisi(folder: Path, *, default_owner: str = "local") -> DaisiSpec:
         requirements=requirements,
         missing_requirements=missing_requirements(requirements),
         error="; ".join(errors) if errors else None,
+        min_workers=config.min_workers,
+        max_workers=config.max_workers,
+        idle_timeout=config.idle_timeout,
+        import_timeout=config.import_timeout,
     )
 
 

@@ -68,6 +68,14 @@ class DaisiSpec:
     whether the entry module imports decides."""
     error: str | None
     """Why the Daisi cannot be used (it is then listed as broken), else None."""
+    min_workers: int | None = None
+    """Workers kept running even when idle (``daisi.toml``; None: the server's default)."""
+    max_workers: int | None = None
+    """The most workers the Daisi's calls start (None: the server's ``--max-workers``)."""
+    idle_timeout: float | None = None
+    """Seconds an idle worker above ``min_workers`` lives (None: ``--idle-timeout``)."""
+    import_timeout: float | None = None
+    """Seconds a worker may take to import the module (None: ``--import-timeout``)."""
 
     @property
     def full_name(self) -> str:
@@ -85,7 +93,7 @@ class DaisiSpec:
         return None if self.entry is None else self.path / self.entry
 
     def to_json(self) -> dict[str, Any]:
-        """The Daisi object of the protocol (without the run-time ``workers`` count)."""
+        """The Daisi object of the protocol (without the run-time ``state`` and ``workers``)."""
         return {
             "id": self.id,
             "name": self.name,

@@ -21,13 +21,14 @@ from starlette.staticfiles import StaticFiles
 
 from ..._wire import ExecutionStatus
 from ..auth import AuthError
-from ..engine import Runtime, error_text
+from ..engine import Runtime
 from ..errors import ApiError, not_found
 from ..http import json_text_bytes, runtime
 from ..registry import DaisiSpec
 from ..registry.loader import description_file
 from ..routes_runs import DEFAULT_LIMIT, list_page, run_filter
 from ..store import ExecutionRecord, StorageError
+from ..workers.jobs import error_text
 from .render import daisi_href, daisi_state, markdown_html, page
 
 __all__ = ["COOKIE", "page_user", "routes"]

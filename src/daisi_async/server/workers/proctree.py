@@ -8,7 +8,7 @@ Everything comes from one scan of ``/proc/*/stat`` (:func:`scan`): the kernel's
 ``/proc/<pid>/task/<tid>/children`` needs ``CONFIG_PROC_CHILDREN``, which common
 kernels lack, so the tree is rebuilt from every process's parent pid. A scan costs
 about 10 µs per process on the machine (``0.7 ms`` with 70 processes); callers that
-check often share one scan (see :class:`daisi_async.server.workers.WorkerPool`).
+check often share one scan (see :mod:`daisi_async.server.workers.limits`).
 
 A process is named by ``(pid, start time)`` (:attr:`Proc.key`) so that a recycled pid
 is never mistaken for a process seen earlier.

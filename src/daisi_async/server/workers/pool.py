@@ -1,0 +1,493 @@
+"""Warm worker processes for one Daisi (:class:`WorkerPool`): started on demand, scaled
+with the queue, stopped when idle.
+
+* **On demand**: :meth:`WorkerPool.start` starts ``min_workers`` workers in the
+  background and returns at once. A call that finds no idle worker waits in the queue
+  while the pool starts one more, up to ``max_workers``: one execution per worker at
+  a time, first come, first served.
+* **Idle**: a worker idle for ``idle_timeout`` seconds exits, down to ``min_workers``.
+* **Pinned**: :meth:`WorkerPool.pin` (``workers.set(n)``) makes ``min_workers =
+  max_workers = n`` until pinned again.
+* **Imports**: a worker whose import takes longer than ``import_timeout`` seconds is
+  killed. A failed start (an import error, the time limit, a crash) fails the calls
+  waiting for it when no other worker can take them, and is tried again by a later
+  call after a backoff (:mod:`.backoff`: 1 s, doubling up to 60 s): a call arriving
+  during the backoff fails at once with the last import error.
+  :meth:`WorkerPool.pin` tries again at once.
+* **Retired**: :meth:`WorkerPool.retire` (the Daisi was edited or removed) sends the
+  waiting calls back with :class:`PoolRetired` and lets the running ones finish.
+
+See :mod:`daisi_async.server.workers` for limits and containment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..._dispatch import Signal
+from .backoff import Backoff, as_import_error
+from .environment import worker_environment
+from .jobs import DaisiImportError, Job, Outcome, run_job
+from .process import EXIT_GRACE, WorkerProcess, launch, package_root, wait_ready
+from .state import DaisiState
+
+__all__ = ["MAX_WORKERS", "PoolRetired", "WorkerPool"]
+
+_log = logging.getLogger("daisi_async.server.workers")
+
+MAX_WORKERS = 64
+"""The most workers a pool may have."""
+
+
+class PoolRetired(Exception):
+    """The pool was retired (its Daisi was edited or removed) before a worker took the job."""
+
+
+def _check_counts(low: int, high: int) -> None:
+    if not 1 <= high <= MAX_WORKERS:
+        raise ValueError(f"max_workers must be between 1 and {MAX_WORKERS}, not {high}")
+    if not 0 <= low <= high:
+        raise ValueError(f"min_workers must be between 0 and max_workers ({high}), not {low}")
+
+
+class WorkerPool:
+    """Worker processes for one Daisi (see the module docstring).
+
+    Example:
+        >>> pool = WorkerPool(name="adder", directory=Path("daisies/adder"), entry="app.py",
+        ...                   on_log=print, max_workers=4)                # doctest: +SKIP
+        >>> pool.start()                                                  # doctest: +SKIP
+        >>> outcome = await pool.run(Job("e1", "compute", {"x": {"json": 1}},
+        ...                              timeout=30, result_path="/tmp/e1.dill"))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        directory: Path,
+        entry: str,
+        env: Mapping[str, str] | None = None,
+        memory_limit: int | None = 8 * 2**30,
+        on_log: Callable[[str, str, str], None],
+        on_output: Callable[[str, str], None] | None = None,
+        python: str = sys.executable,
+        interpreter: Callable[[], Awaitable[tuple[str, Mapping[str, str]]]] | None = None,
+        min_workers: int = 0,
+        max_workers: int = 1,
+        idle_timeout: float | None = 600.0,
+        import_timeout: float | None = 60.0,
+    ) -> None:
+        _check_counts(min_workers, max_workers)
+        self.name, self.entry, self.memory_limit = name, entry, memory_limit
+        self.directory = Path(directory).resolve()
+        self.idle_timeout = idle_timeout
+        """Seconds an idle worker waits for a job before it exits (None: forever)."""
+        self.import_timeout = import_timeout
+        """Seconds a worker may take to import the Daisi (None: no limit)."""
+        self._on_log, self._on_output, self._python = on_log, on_output, python
+        self._interpreter = interpreter
+        """Called before each worker starts: ``(python, extra environment)``, e.g. once the
+        Daisi's own environment is built; raises :class:`DaisiImportError` if it can't be."""
+        self._min, self._max, self._pinned = min_workers, max_workers, False
+        full_env = dict(env) if env is not None else worker_environment()
+        pythonpath = package_root()
+        if full_env.get("PYTHONPATH"):
+            pythonpath += os.pathsep + full_env["PYTHONPATH"]
+        full_env["PYTHONPATH"] = pythonpath
+        self._env = full_env
+
+        self._all: set[WorkerProcess] = set()  # every worker whose process is not reaped yet
+        self._workers: set[WorkerProcess] = set()  # ready, in service (idle or busy)
+        self._idle: collections.deque[WorkerProcess] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[WorkerProcess]] = collections.deque()
+        self._starting = 0
+        self._retiring = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._start_tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self._retired = False
+        self._closed = False
+        self._backoff = Backoff()
+        self._changed = Signal()  # fired when the pool changes
+
+    # --- what the API shows ---------------------------------------------------------------
+
+    @property
+    def number(self) -> int:
+        """The pinned count when pinned, else the workers running or starting now."""
+        return self._max if self._pinned else len(self._workers) + self._starting
+
+    @property
+    def status(self) -> str:
+        """``"increasing"`` while workers start, ``"decreasing"`` while surplus workers
+        retire, else ``"ready_to_update"`` (busy workers are not a resize)."""
+        if self._starting > 0:
+            return "increasing"
+        if self._retiring > 0 or len(self._workers) > self._max:
+            return "decreasing"
+        return "ready_to_update"
+
+    @property
+    def state(self) -> DaisiState:
+        """``ready`` (a worker is in service), ``starting``, ``broken`` (the last start
+        failed) or ``idle`` (no worker)."""
+        if self._workers:
+            return DaisiState.READY
+        if self._starting:
+            return DaisiState.STARTING
+        if self._backoff.failure is not None:
+            return DaisiState.BROKEN
+        return DaisiState.IDLE
+
+    @property
+    def broken(self) -> DaisiImportError | None:
+        """The failed start that leaves the pool without workers (state ``broken``), if any."""
+        return self._backoff.failure if self.state is DaisiState.BROKEN else None
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers in service."""
+        return sorted(w.pid for w in self._workers)
+
+    @property
+    def idle_count(self) -> int:
+        """The number of workers waiting for a job."""
+        return len(self._idle)
+
+    # --- changing it ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start ``min_workers`` workers in the background (call from the event loop)."""
+        if not self._started:
+            self._started = True
+            self._rebalance()
+
+    async def warm(self) -> None:
+        """Wait until ``min_workers`` workers are ready.
+
+        Raises:
+            DaisiImportError: a start failed and no worker is left starting.
+        """
+        while len(self._workers) < self._min:
+            self._check_usable()
+            if not self._starting and self._backoff.failure is not None:
+                raise self._backoff.failure
+            await self._wait_change()
+
+    def pin(self, n: int) -> None:
+        """Keep exactly ``n`` workers (1 to 64) until pinned again; a pool whose last start
+        failed tries again at once. Growing starts workers in the background; shrinking
+        retires idle workers now and busy ones when their job ends."""
+        _check_counts(n, n)
+        self._check_usable(started=False)
+        self._min = self._max = n
+        self._pinned = True
+        self._backoff.retry_at = 0.0
+        self._started = True
+        self._rebalance()
+        self._notify()
+
+    async def resize(self, n: int, *, wait: bool = False) -> None:
+        """:meth:`pin` ``n``; with ``wait=True``, return once the pool has ``n`` workers.
+
+        Raises:
+            DaisiImportError: ``wait`` and a start failed with no worker left.
+        """
+        self.pin(n)
+        while wait and (self.status != "ready_to_update" or len(self._workers) != n):
+            self._check_usable()
+            if self.broken is not None:
+                raise self.broken
+            await self._wait_change()
+
+    async def run(self, job: Job, *, on_start: Callable[[], None] | None = None) -> Outcome:
+        """Run ``job`` on the next idle worker (first come, first served), starting one if
+        none is idle and the pool may grow.
+
+        ``on_start`` is called when a worker takes the job (it leaves the queue).
+        Log lines go to ``on_log`` as they arrive. A time limit, memory limit or
+        worker crash ends in a failed :class:`Outcome` and the worker's end.
+        If the awaiting task is cancelled, the worker is killed and
+        :class:`asyncio.CancelledError` propagates.
+
+        Raises:
+            DaisiImportError: no worker could import the Daisi for this job.
+            PoolRetired: the pool was retired before a worker took the job.
+        """
+        worker = await self._acquire()
+        try:
+            if on_start is not None:
+                on_start()
+            outcome = await self._execute(worker, job)
+        except BaseException:
+            worker.kill("cancel")
+            self._discard(worker)
+            raise
+        if worker.gone:
+            self._discard(worker)
+        else:
+            self._release(worker)
+        return outcome
+
+    async def retire(self) -> None:
+        """Take no more work: waiting calls get :class:`PoolRetired`, idle workers exit,
+        busy ones exit when their job ends. Returns once every worker has exited."""
+        if self._retired or self._closed:
+            return
+        self._retired = True
+        self._fail_waiters(PoolRetired(f"the workers of {self.name!r} were replaced"))
+        for t in list(self._start_tasks):
+            t.cancel()
+        while self._idle:
+            self._retire(self._idle.pop())
+        while self._all and not self._closed:
+            await self._wait_change()
+        await self._drain_tasks()
+
+    async def close(self) -> None:
+        """Stop every worker: ask idle ones to exit, kill busy ones and any that
+        take longer than 2 s, and reap them all."""
+        if self._closed:
+            await self._drain_tasks()
+            return
+        self._closed = True
+        self._notify()
+        self._fail_waiters(RuntimeError(f"the worker pool of {self.name!r} is closed"))
+        for t in list(self._start_tasks):
+            t.cancel()
+        for w in list(self._all):
+            if w.busy:
+                w.kill("close")
+            elif not w.gone:
+                w.ask_exit()
+        self._idle.clear()
+        await asyncio.gather(
+            *(w.finish(EXIT_GRACE) for w in list(self._all)), return_exceptions=True
+        )
+        await self._drain_tasks()
+        for w in list(self._all):
+            await w.finish(0)
+            w.writer.close()
+        self._all.clear()
+        self._workers.clear()
+
+    # --- workers -------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        """Wake the callers waiting for the pool to change."""
+        self._changed.fire()
+
+    async def _wait_change(self) -> None:
+        await self._changed.wait()
+
+    async def _spawn(self) -> WorkerProcess:
+        """Start one worker process and wait for its ``ready`` report."""
+        python, env = self._python, self._env
+        if self._interpreter is not None:
+            python, extra = await self._interpreter()
+            env = {**env, **extra}
+        worker = await launch(python, directory=self.directory, entry=self.entry, env=env)
+        self._all.add(worker)
+        self._track(self._reap_when_done(worker))
+        await wait_ready(worker, on_output=self._on_output, timeout=self.import_timeout)
+        return worker
+
+    async def _reap_when_done(self, worker: WorkerProcess) -> None:
+        await worker.proc.wait()
+        worker.sweep()
+        worker.gone = True
+        worker.writer.close()
+        self._all.discard(worker)
+        if worker in self._workers and not worker.busy:  # died while idle
+            self._discard(worker)
+        self._notify()
+
+    def _track(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _drain_tasks(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _start_background(self) -> None:
+        self._starting += 1
+        task = self._track(self._start_one())
+        self._start_tasks.add(task)
+        task.add_done_callback(self._start_tasks.discard)
+
+    async def _start_one(self) -> None:
+        try:
+            await self._start_one_inner()
+        finally:
+            self._notify()
+
+    async def _start_one_inner(self) -> None:
+        try:
+            worker = await self._spawn()
+        except asyncio.CancelledError:
+            self._starting -= 1
+            raise
+        except Exception as exc:
+            self._starting -= 1
+            self._start_failed(as_import_error(exc))
+            return
+        self._starting -= 1
+        self._backoff.succeeded()
+        if self._closed or self._retired:
+            worker.ask_exit()
+            return
+        self._workers.add(worker)
+        self._release(worker)
+
+    def _start_failed(self, failure: DaisiImportError) -> None:
+        loop = asyncio.get_running_loop()
+        self._backoff.failed(failure, now=loop.time())
+        wait = max(self._backoff.retry_at - loop.time(), 0.0)
+        details = failure.error.get("traceback") or str(failure)
+        _log.warning(
+            "Daisi %s: a worker failed to start (no new attempt for %.0f s):\n%s",
+            self.name, wait, details.rstrip(),
+        )  # fmt: skip
+        if not self._workers and self._starting == 0:
+            self._fail_waiters(failure)
+
+    def _retire(self, worker: WorkerProcess) -> None:
+        """Take an idle worker out of service and let it exit."""
+        self._workers.discard(worker)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(worker)
+        worker.ask_exit()
+        self._retiring += 1
+
+        async def wait_exit() -> None:
+            try:
+                await worker.finish(EXIT_GRACE)
+            finally:
+                self._retiring -= 1
+                self._notify()
+
+        self._track(wait_exit())
+
+    def _discard(self, worker: WorkerProcess) -> None:
+        """Take a dead or killed worker out of service (a replacement starts if needed)."""
+        worker.busy = False
+        if not worker.gone:
+            worker.kill()
+        self._workers.discard(worker)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(worker)
+        self._rebalance()
+        self._notify()
+
+    def _rebalance(self) -> None:
+        """Retire surplus idle workers; start the workers the queue and ``min_workers`` ask
+        for, up to ``max_workers`` (none during a backoff)."""
+        if self._closed or self._retired or not self._started:
+            return
+        while len(self._workers) + self._starting > self._max and self._idle:
+            self._retire(self._idle.pop())
+        busy = len(self._workers) - len(self._idle)
+        wanted = min(self._max, max(self._min, busy + len(self._waiters)))
+        missing = wanted - len(self._workers) - self._starting
+        if missing > 0 and not self._backoff.waiting(asyncio.get_running_loop().time()):
+            for _ in range(missing):
+                self._start_background()
+
+    def _release(self, worker: WorkerProcess) -> None:
+        """A worker is free: hand it to the first waiter, or park it as idle."""
+        worker.busy = False
+        if worker.gone:
+            return
+        if self._closed or self._retired or len(self._workers) + self._starting > self._max:
+            self._retire(worker)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                worker.busy = True
+                waiter.set_result(worker)
+                return
+        self._idle.append(worker)
+        if self.idle_timeout is not None:
+            loop = asyncio.get_running_loop()
+            worker.idle_timer = loop.call_later(self.idle_timeout, self._idle_expired, worker)
+
+    def _idle_expired(self, worker: WorkerProcess) -> None:
+        """An idle worker waited ``idle_timeout`` seconds: it exits, unless it is one of
+        the ``min_workers``."""
+        worker.idle_timer = None
+        if worker in self._idle and len(self._workers) + self._starting > self._min:
+            self._retire(worker)
+            self._notify()
+
+    async def _acquire(self) -> WorkerProcess:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._check_usable()
+            if self._idle and not self._waiters:
+                worker = self._idle.popleft()
+                worker.stop_idle_timer()
+            else:
+                failure = self._backoff.failure
+                if (
+                    failure
+                    and not (self._workers or self._starting)
+                    and self._backoff.waiting(loop.time())
+                ):
+                    raise failure
+                waiter: asyncio.Future[WorkerProcess] = loop.create_future()
+                self._waiters.append(waiter)
+                self._rebalance()
+                try:
+                    worker = await waiter
+                except asyncio.CancelledError:
+                    if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                        self._release(waiter.result())
+                    else:
+                        with contextlib.suppress(ValueError):
+                            self._waiters.remove(waiter)
+                    raise
+            if worker.gone or worker.proc.returncode is not None:  # died while idle
+                self._discard(worker)
+                continue
+            worker.busy = True
+            return worker
+
+    def _check_usable(self, *, started: bool = True) -> None:
+        if self._closed:
+            raise RuntimeError(f"the worker pool of {self.name!r} is closed")
+        if self._retired:
+            raise PoolRetired(f"the workers of {self.name!r} were replaced")
+        if started and not self._started:
+            raise RuntimeError("WorkerPool.start() has not been called")
+
+    def _fail_waiters(self, exc: BaseException) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(exc)
+
+    # --- one execution -------------------------------------------------------------------
+
+    def _emit_log(self, eid: str, header: dict[str, Any]) -> None:
+        try:
+            self._on_log(eid, str(header.get("stream", "stdout")), str(header.get("line", "")))
+        except Exception:
+            _log.exception("daisi %r: the log callback failed", self.name)
+
+    async def _execute(self, worker: WorkerProcess, job: Job) -> Outcome:
+        on_log = functools.partial(self._emit_log, job.eid)
+        return await run_job(worker, job, memory_limit=self.memory_limit, on_log=on_log)
