@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 __all__ = ["LocalRuntime", "daisi_runtime"]
 
@@ -94,6 +95,26 @@ class LocalRuntime:
         self.url = info["url"]
         self.port = int(self.url.rsplit(":", 1)[1])
         return self
+
+    def settle(self, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Wait until no Daisi (visible anonymously) is ``building`` or ``starting``;
+        returns the Daisies as ``GET /v1/daisies`` lists them.
+
+        Workers start in the background (``--workers``) or on first use, so right after
+        :meth:`start` a Daisi may not be ``ready`` (or ``broken``) yet.
+        """
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            daisies: list[dict[str, Any]] = httpx.get(
+                self.api + "/v1/daisies", timeout=timeout
+            ).json()["daisies"]
+            if all(d.get("state") not in ("building", "starting") for d in daisies):
+                return daisies
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Daisies still starting after {timeout:g} s: {daisies}")
+            time.sleep(0.05)
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop gracefully (SIGTERM), then kill if needed."""

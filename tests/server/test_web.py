@@ -20,6 +20,7 @@ from support.web import ALICE, BOB, MARKUP, TOKENS, daisi_id, submit, write_dais
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     root = write_daisies(tmp_path_factory.mktemp("web-daisies"))
     with LocalRuntime(root, tokens=TOKENS) as rt:
+        rt.settle()
         yield rt
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from .._wire import CANCELLED, DAISI_BROKEN, RESULT_ERROR, UPSTREAM_FAILED, ExecutionStatus
 from .auth import Auth
-from .envs import Environments, EnvOptions
+from .envs import ENVIRONMENT_ERROR, Environments, EnvOptions
 from .errors import ApiError, invalid_arguments, not_found
 from .lifecycle import DaisiUnavailable, Lifecycle
 from .registry import ArgumentsError, DaisiSpec, Registry
@@ -145,6 +145,8 @@ class Runtime:
         body = spec.to_json()
         state, body["broken"] = self.lifecycle.state(spec)
         body["state"] = state.value
+        if self.envs.own(spec):  # installed in its own environment (or its build failed)
+            body["missing_requirements"] = []
         pool = self.lifecycle.pools.get(spec.id)
         body["workers"] = pool.number if pool else 0
         return body
@@ -333,7 +335,10 @@ class Runtime:
         try:
             outcome = await self.lifecycle.run(spec.id, job, on_start=lambda: self.store.start(rec))
         except DaisiImportError as exc:
-            self._fail_broken(rec, error_text(exc.error), headline=str(exc))
+            if exc.error.get("type") == ENVIRONMENT_ERROR:  # the installer's words, up front
+                self.store.finish(rec, ExecutionStatus.FAILED, error=exc.error)
+            else:
+                self._fail_broken(rec, error_text(exc.error), headline=str(exc))
             return
         except DaisiUnavailable:
             now = self.registry.get(rec.daisi_id)
