@@ -8,22 +8,20 @@ Example::
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+from ._values import parse_size as _parse_size
 
 
 def parse_size(text: str) -> int:
-    """``"8GB"``, ``"512MiB"``, ``"1048576"`` -> bytes (binary units)."""
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 512MB, 8GB)")
-    unit = (m.group(2) or "").lower()[:1]
-    return int(float(m.group(1)) * _UNITS[unit])
+    """``"8GB"``, ``"512MiB"``, ``"1048576"`` -> bytes (binary units; see
+    :func:`daisi_async._values.parse_size`)."""
+    try:
+        return _parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:
