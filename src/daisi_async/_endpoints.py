@@ -198,7 +198,8 @@ class EndpointAttributes:
     """
 
     _call_note: ClassVar[str] = "Returns a lazy execution."
-    _functions: dict[str, Callable[..., Any]]
+    _functions: dict[str, tuple[Endpoints, Callable[..., Any]]]
+    """Endpoint functions made so far, with the table they were made from."""
 
     def _endpoint_table(self, attribute: str) -> Endpoints:
         raise NotImplementedError
@@ -214,7 +215,7 @@ class EndpointAttributes:
 
         Example:
             >>> d.signature("compute")
-            <Signature (firstNumber=5, secondNumber=6)>
+            <Signature (firstNumber: 'float', secondNumber: 'float')>
         """
         return self._endpoint_table("signature").signature(endpoint)
 
@@ -231,18 +232,18 @@ class EndpointAttributes:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):  # endpoints never start with "_"; nor do lookups of tools
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        cached: Callable[..., Any] | None = self.__dict__.get("_functions", {}).get(name)
-        if cached is not None:
-            return cached
+        table = self._endpoint_table(name)  # not connected (or closed): says how to connect
+        cached = self._functions.get(name)
+        if cached is not None and cached[0] is table:
+            return cached[1]
         fn: Callable[..., Any]
-        table = self._endpoint_table(name)
         if name in table.info.endpoints:
             fn = self._endpoint_function(table, name, submit=False)
         elif name.endswith("_") and name[:-1] in table.info.endpoints:
             fn = self._endpoint_function(table, name[:-1], submit=True)
         else:
             raise AttributeError(table.missing(name))
-        self._functions[name] = fn
+        self._functions[name] = (table, fn)
         return fn
 
     def _endpoint_function(

@@ -39,11 +39,13 @@ class AsyncDaisiExecution:
     """One call of a Daisi endpoint: lazy until started, awaitable for its result.
 
     Example:
-        >>> async with AsyncDaisi("Add Two Numbers") as d:  # doctest: +SKIP
+        >>> async with AsyncDaisi("Add Two Numbers") as d:
         ...     ex = d.compute(firstNumber=5, secondNumber=6)   # not sent yet
-        ...     await ex.start()                                 # the execution id
-        ...     print(await ex.status())                         # ExecutionStatus.RUNNING
-        ...     print(await ex)                                  # 11
+        ...     print(await ex.status())
+        ...     eid = await ex.start()                           # the execution id
+        ...     print(await ex)
+        NOT_STARTED
+        11
 
     Passing a handle as an argument of another call sends a reference: the server
     resolves it when this execution ends, and its result never travels through here.
@@ -115,7 +117,10 @@ class AsyncDaisiExecution:
         """Submit the execution (once; later calls return the same id).
 
         Example:
-            >>> eid = await d.compute(firstNumber=1, secondNumber=2).start()  # doctest: +SKIP
+            >>> ex = d.compute(firstNumber=1, secondNumber=2)
+            >>> eid = await ex.start()
+            >>> eid == ex.id == await ex.start()
+            True
         """
         if self.id is not None:
             return self.id
@@ -170,7 +175,8 @@ class AsyncDaisiExecution:
         ``ValueError`` (and a non-number ``TypeError``) before anything is sent.
 
         Example:
-            >>> value = await d.compute(5, 6).result(timeout=30)  # doctest: +SKIP
+            >>> await d.compute(5, 6).result(timeout=30)
+            11
         """
         seconds = check_timeout(timeout)
         if self._value is not _UNSET:
@@ -232,8 +238,11 @@ class AsyncDaisiExecution:
         """The status: ``await ex.status()`` now, ``async for s in ex.status()`` each change.
 
         Example:
-            >>> async for s in ex.status():  # doctest: +SKIP
-            ...     print(s)   # QUEUED, RUNNING, FINISHED
+            >>> ex = await d.compute_(1, 2)
+            >>> async for s in ex.status():
+            ...     last = s   # QUEUED, RUNNING, FINISHED (those it sees)
+            >>> last
+            <ExecutionStatus.FINISHED: 'FINISHED'>
         """
         return _StatusView(self)
 
@@ -244,8 +253,9 @@ class AsyncDaisiExecution:
         after a dropped connection) and ends after the last line of a finished run.
 
         Example:
-            >>> async for line in ex.logs():  # doctest: +SKIP
-            ...     print(line)
+            >>> ex = await d.compute_(1, 2)
+            >>> [line async for line in ex.logs()]  # Add Two Numbers prints nothing
+            []
         """
         return _LogsView(self)
 
@@ -253,7 +263,7 @@ class AsyncDaisiExecution:
         """Stop the remote run (a no-op once it has ended); returns the final status.
 
         Example:
-            >>> await ex.cancel()  # doctest: +SKIP
+            >>> await d.compute(1, 2).cancel()  # never started: never sent
             <ExecutionStatus.CANCELLED: 'CANCELLED'>
         """
         if self.id is None:

@@ -73,9 +73,11 @@ class Session:
     async def _not_found(self, dialect: Dialect) -> DaisiNotFoundError:
         names: list[str] = []
         with contextlib.suppress(DaisiError):  # a suggestion is a bonus, never an error
+            owned = "/" in self.query  # "owner/name": suggest in that form
             for d in await dialect.catalogue():
-                names.append(str(d["name"]))
-                if d.get("owner"):
+                if not owned:
+                    names.append(str(d["name"]))
+                elif d.get("owner"):
                     names.append(f"{d['owner']}/{d['name']}")
         hint = did_you_mean(self.query, names)
         return DaisiNotFoundError(

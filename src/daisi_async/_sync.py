@@ -136,7 +136,7 @@ class DaisiExecution:
         """Each log line as it is printed, until the run ends.
 
         Example:
-            >>> list(d.compute(1, 2).stream_logs())
+            >>> list(d.compute_(1, 2).stream_logs())
             []
         """
         return _portal.iterate(_aiter(self._async.logs()))
