@@ -11,11 +11,10 @@ import httpx
 from anyio.abc import TaskGroup
 
 from ._config import RetryPolicy, Settings, check_text
-from ._dialects.base import DaisiInfo
-from ._endpoints import EndpointAttributes, Endpoints
 from ._execution import AsyncDaisiExecution
+from ._face import DaisiFace
 from ._failures import translate
-from ._map import MapRun
+from ._map import MapOptions, MapRun
 from ._public import public
 from ._session import Session, catalogue
 
@@ -60,7 +59,7 @@ class Workers:
 
 
 @public
-class AsyncDaisi(EndpointAttributes):
+class AsyncDaisi(DaisiFace):
     """A Daisi, connected: each endpoint is an attribute with the remote signature.
 
     ``name_or_id`` is a name, ``"owner/name"`` or a UUID. ``base_url`` defaults to
@@ -87,15 +86,10 @@ class AsyncDaisi(EndpointAttributes):
     _call_note = "Returns a lazy execution: ``await`` it for the value."
 
     def __init__(
-        self,
-        name_or_id: str,
-        *,
-        base_url: str | None = None,
-        access_token: str | None = None,
-        client: httpx.AsyncClient | None = None,
-        timeout: float | httpx.Timeout | None = None,
+        self, name_or_id: str, *, base_url: str | None = None, access_token: str | None = None,
+        client: httpx.AsyncClient | None = None, timeout: float | httpx.Timeout | None = None,
         retries: int | RetryPolicy | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         query = check_text(name_or_id, name="name_or_id")
         settings = Settings.resolve(
             base_url=base_url, access_token=access_token, timeout=timeout, retries=retries
@@ -161,58 +155,10 @@ class AsyncDaisi(EndpointAttributes):
         """Stop background work and close the HTTP client (unless it was injected)."""
         await self._session.aclose()
 
-    # -- description -----------------------------------------------------------------------
-    def _endpoint_table(self, attribute: str) -> Endpoints:
-        return self._session.table(attribute)
-
-    @property
-    def info(self) -> DaisiInfo:
-        """What the server said about this Daisi (``DaisiNotConnectedError`` before)."""
-        return self._session.info
-
-    @property
-    def id(self) -> str:
-        """The Daisi's id."""
-        return self._session.daisi_id
-
-    @property
-    def name(self) -> str:
-        """The Daisi's name (as asked for, before connecting)."""
-        return self._session.name
-
-    @property
-    def description(self) -> str:
-        """The Daisi's description."""
-        return self.info.description
-
-    @property
-    def endpoints(self) -> list[str]:
-        """The endpoint names, in definition order."""
-        return self._session.table("endpoints").names
-
-    @property
-    def protocol(self) -> str:
-        """``"v1"`` or ``"legacy"``: the dialect spoken with the server."""
-        return self._session.protocol
-
-    def __repr__(self) -> str:
-        eid = self._session.endpoints.info.id if self._session.endpoints else None
-        return f"<{type(self).__name__} {self.name!r} id={eid}>"
+    def _face_session(self) -> Session:
+        return self._session
 
     # -- calling ---------------------------------------------------------------------------
-    def bind(self, endpoint: str, /, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Arguments by parameter name, as a local call would bind them.
-
-        Raises the ``TypeError`` a local call would for wrong arguments, before
-        anything is sent, and ``ValueError`` for a keyword name that is not valid
-        Unicode (it can't travel).
-
-        Example:
-            >>> d.bind("compute", 5, secondNumber=6)
-            {'firstNumber': 5, 'secondNumber': 6}
-        """
-        return self._endpoint_table(endpoint).bind(endpoint, args, kwargs)
-
     def call(self, endpoint: str, /, *args: Any, **kwargs: Any) -> AsyncDaisiExecution:
         """A lazy execution of ``endpoint`` (for names that clash with methods).
 
@@ -250,14 +196,9 @@ class AsyncDaisi(EndpointAttributes):
         return await AsyncDaisiExecution._attach(self._session, self, execution_id)
 
     def map(
-        self,
-        endpoint: str,
-        items: Iterable[Any],
-        *,
-        max_concurrency: int = 64,
-        ordered: bool = True,
-        return_exceptions: bool = False,
-    ) -> MapRun:
+        self, endpoint: str, items: Iterable[Any], *,
+        max_concurrency: int = 64, ordered: bool = True, return_exceptions: bool = False,
+    ) -> MapRun:  # fmt: skip
         """Call ``endpoint`` once per item (a dict of keyword arguments, a tuple of
         positional ones, or one value) with at most ``max_concurrency`` in flight.
 
@@ -265,23 +206,13 @@ class AsyncDaisi(EndpointAttributes):
             >>> await d.map("compute", [(i, 1) for i in range(5)])
             [1, 2, 3, 4, 5]
         """
-        return MapRun(
-            self.call,
-            endpoint,
-            items,
-            max_concurrency=max_concurrency,
-            ordered=ordered,
-            return_exceptions=return_exceptions,
-        )
+        options = MapOptions(max_concurrency, ordered, return_exceptions)
+        return MapRun(self.call, endpoint, items, options)
 
     def as_completed(
-        self,
-        endpoint: str,
-        items: Iterable[Any],
-        *,
-        max_concurrency: int = 64,
-        return_exceptions: bool = False,
-    ) -> MapRun:
+        self, endpoint: str, items: Iterable[Any], *,
+        max_concurrency: int = 64, return_exceptions: bool = False,
+    ) -> MapRun:  # fmt: skip
         """Like :meth:`map`, yielding results as they complete.
 
         Example:

@@ -1,23 +1,22 @@
-"""Endpoints as attributes, for both faces: one namespace, one way to bind arguments.
+"""The endpoints of one connected Daisi: signatures, and one way to bind arguments.
 
-:class:`Endpoints` describes the endpoints of one connected Daisi: their signatures,
-argument binding that fails exactly as a local call would (same ``TypeError`` text),
-and errors that suggest near names. :class:`EndpointAttributes` turns them into
-attributes (``d.compute(...)`` lazy, ``d.compute_(...)`` started) on ``AsyncDaisi``
-and ``Daisi`` alike; each face only says what a call and a submission return.
+:class:`Endpoints` gives each endpoint's signature, binds arguments so that a wrong
+call fails exactly as a local call would (the same ``TypeError`` text), and explains a
+missing endpoint (a near name, or why the Daisi is broken). :mod:`._face` turns them
+into attributes of both faces.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from ._config import check_unicode
 from ._dialects.base import DaisiInfo
 from ._errors import DaisiNotFoundError, DaisiProtocolError, did_you_mean
 
-__all__ = ["EndpointAttributes", "Endpoints", "signature_of"]
+__all__ = ["Endpoints", "signature_of"]
 
 _KINDS = {kind.name: kind for kind in inspect._ParameterKind}
 _VAR = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
@@ -188,89 +187,3 @@ class Endpoints:
             elif value is not _UNSENT:
                 out[name] = value
         return out
-
-
-class EndpointAttributes:
-    """Endpoints as attributes (``d.ep(...)``, ``d.ep_(...)``), tab completion, help().
-
-    A face provides :meth:`_endpoint_table` (raising ``DaisiNotConnectedError`` when it
-    has none), ``call`` and ``submit``; ``submit`` may be a coroutine function.
-    """
-
-    _call_note: ClassVar[str] = "Returns a lazy execution."
-    _functions: dict[str, tuple[Endpoints, Callable[..., Any]]]
-    """Endpoint functions made so far, with the table they were made from."""
-
-    def _endpoint_table(self, attribute: str) -> Endpoints:
-        raise NotImplementedError
-
-    def call(self, endpoint: str, /, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    def submit(self, endpoint: str, /, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    def signature(self, endpoint: str) -> inspect.Signature:
-        """The remote function's signature.
-
-        Example:
-            >>> d.signature("compute")
-            <Signature (firstNumber: 'float', secondNumber: 'float')>
-        """
-        return self._endpoint_table("signature").signature(endpoint)
-
-    def __dir__(self) -> Iterable[str]:
-        names = set(super().__dir__())
-        try:
-            table = self._endpoint_table("__dir__")
-        except AttributeError:
-            return sorted(names)
-        names.update(table.names)
-        names.update(f"{n}_" for n in table.names)
-        return sorted(names)
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("_"):  # endpoints never start with "_"; nor do lookups of tools
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        table = self._endpoint_table(name)  # not connected (or closed): says how to connect
-        cached = self._functions.get(name)
-        if cached is not None and cached[0] is table:
-            return cached[1]
-        fn: Callable[..., Any]
-        if name in table.info.endpoints:
-            fn = self._endpoint_function(table, name, submit=False)
-        elif name.endswith("_") and name[:-1] in table.info.endpoints:
-            fn = self._endpoint_function(table, name[:-1], submit=True)
-        else:
-            raise AttributeError(table.missing(name))
-        self._functions[name] = (table, fn)
-        return fn
-
-    def _endpoint_function(
-        self, table: Endpoints, endpoint: str, *, submit: bool
-    ) -> Callable[..., Any]:
-        fn: Callable[..., Any]
-        if not submit:
-
-            def call(*args: Any, **kwargs: Any) -> Any:
-                return self.call(endpoint, *args, **kwargs)
-
-            fn, note = call, self._call_note
-        elif inspect.iscoroutinefunction(self.submit):
-
-            async def submit_now(*args: Any, **kwargs: Any) -> Any:
-                return await self.submit(endpoint, *args, **kwargs)
-
-            fn, note = submit_now, "Submitted at once; returns the started execution."
-        else:
-
-            def submit_sync(*args: Any, **kwargs: Any) -> Any:
-                return self.submit(endpoint, *args, **kwargs)
-
-            fn, note = submit_sync, "Submitted at once; returns the started execution."
-        fn.__name__ = endpoint + ("_" if submit else "")
-        fn.__qualname__ = f"{table.info.name}.{fn.__name__}"
-        doc = table.spec(endpoint).get("doc") or ""
-        fn.__doc__ = f"{doc}\n\n{note}" if doc else note
-        setattr(fn, "__signature__", table.signature(endpoint))  # noqa: B010 - for inspect
-        return fn

@@ -47,10 +47,18 @@ class DaisiError(Exception):
         DaisiNotFoundError
     """
 
-    def __init__(self, message: str = "", *, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        status_code: int | None = None,
+        execution_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
+        self.execution_id = execution_id
+        """The execution concerned, if any (a cancelled or failed one, say)."""
 
     def __str__(self) -> str:
         return self.message
@@ -192,10 +200,6 @@ class DaisiCancelledError(DaisiError):
         'e1'
     """
 
-    def __init__(self, message: str = "", *, execution_id: str | None = None) -> None:
-        super().__init__(message)
-        self.execution_id = execution_id
-
 
 @public
 class DaisiExecutionError(DaisiError):
@@ -221,8 +225,7 @@ class DaisiExecutionError(DaisiError):
         remote_message: str = "",
         traceback: str = "",
     ) -> None:
-        DaisiError.__init__(self, message)
-        self.execution_id = execution_id
+        DaisiError.__init__(self, message, execution_id=execution_id)
         self.exc_type = exc_type
         self.remote_message = remote_message
         self.traceback = traceback

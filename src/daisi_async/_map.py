@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
-from types import TracebackType
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
+from ._closing import AsyncClosing
 from ._errors import DaisiError
 from ._execution import AsyncDaisiExecution
 from ._public import public
 
-__all__ = ["MapRun"]
+__all__ = ["MapOptions", "MapRun"]
+
+
+@dataclass(frozen=True)
+class MapOptions:
+    """How a map runs: the bound on executions in flight, the order of results, and
+    whether failures are returned (else the first one is raised)."""
+
+    max_concurrency: int = 64
+    ordered: bool = True
+    return_exceptions: bool = False
+
+    def __post_init__(self) -> None:
+        n = self.max_concurrency
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"max_concurrency must be an int, not {type(n).__name__}")
+        if n < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {n}")
 
 
 def _one_call(
@@ -27,7 +45,7 @@ def _one_call(
 
 
 @public
-class MapRun:
+class MapRun(AsyncClosing):
     """The executions of one ``map``: an async iterator of results, or awaitable as a list.
 
     At most ``max_concurrency`` executions are in flight at once. With ``ordered=True``
@@ -51,17 +69,12 @@ class MapRun:
         call: Callable[..., AsyncDaisiExecution],
         endpoint: str,
         items: Iterable[Any],
-        *,
-        max_concurrency: int = 64,
-        ordered: bool = True,
-        return_exceptions: bool = False,
+        options: MapOptions,
     ) -> None:
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
         self.endpoint = endpoint
-        self.max_concurrency = max_concurrency
-        self.ordered = ordered
-        self.return_exceptions = return_exceptions
+        self.max_concurrency = options.max_concurrency
+        self.ordered = options.ordered
+        self.return_exceptions = options.return_exceptions
         # Bind every item up front: wrong arguments fail before anything is sent.
         self._pending: Iterator[AsyncDaisiExecution] = iter(
             [_one_call(call, endpoint, item) for item in items]
@@ -76,17 +89,6 @@ class MapRun:
 
     def __await__(self) -> Generator[Any, None, list[Any]]:
         return self._collect().__await__()
-
-    async def __aenter__(self) -> MapRun:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop: cancel the executions in flight and start no more (a no-op once over)."""

@@ -17,13 +17,13 @@ import os
 import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import anyio
 import httpx
 from anyio.from_thread import BlockingPortal
 
+from ._closing import Closing
 from ._config import DEFAULT_TIMEOUT
 from ._errors import DaisiError
 
@@ -153,7 +153,7 @@ async def _bounded(fn: Callable[[], Awaitable[Any]]) -> None:
         await fn()
 
 
-class SyncIterator(Iterator[T], Generic[T]):
+class SyncIterator(Closing, Iterator[T], Generic[T]):
     """The one bridge from an async iterator on the loop to a blocking iterator.
 
     Each ``next()`` runs one step on the loop. :meth:`close` (also on leaving a ``with``
@@ -202,17 +202,6 @@ class SyncIterator(Iterator[T], Generic[T]):
             return  # dropped on the loop itself, or after the loop stopped: nothing to wait on
         with contextlib.suppress(Exception):
             call(self._aclose)
-
-    def __enter__(self) -> SyncIterator[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         self.close()

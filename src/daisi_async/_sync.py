@@ -10,21 +10,21 @@ same namespace as the async face's (:class:`._endpoints.EndpointAttributes`).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Iterable
-from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
 import httpx
 
 from . import _portal
+from ._closing import Closing
 from ._config import RetryPolicy, Settings, check_text, check_timeout
 from ._daisi import AsyncDaisi
-from ._dialects.base import DaisiInfo
-from ._endpoints import EndpointAttributes, Endpoints
 from ._execution import AsyncDaisiExecution
+from ._face import DaisiFace
 from ._map import MapRun
 from ._portal import SyncIterator
 from ._public import public
+from ._session import Session
 from ._wire import ExecutionStatus
 
 __all__ = ["Daisi", "DaisiExecution", "DaisiMapExecution", "SyncWorkers"]
@@ -234,7 +234,7 @@ class SyncWorkers:
 
 
 @public
-class Daisi(EndpointAttributes):
+class Daisi(Closing, DaisiFace):
     """A Daisi for scripts and notebooks: endpoints are attributes returning executions.
 
     Connects when created (``name``, ``"owner/name"`` or a UUID). All ``Daisi`` objects
@@ -251,14 +251,9 @@ class Daisi(EndpointAttributes):
     _call_note = "Returns a lazy execution: ``.value`` for the result."
 
     def __init__(
-        self,
-        name_or_id: str,
-        *,
-        base_url: str | None = None,
-        access_token: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
-        retries: int | RetryPolicy | None = None,
-    ) -> None:
+        self, name_or_id: str, *, base_url: str | None = None, access_token: str | None = None,
+        timeout: float | httpx.Timeout | None = None, retries: int | RetryPolicy | None = None,
+    ) -> None:  # fmt: skip
         check_text(name_or_id, name="name_or_id")
         Settings.resolve(
             base_url=base_url, access_token=access_token, timeout=timeout, retries=retries
@@ -287,65 +282,10 @@ class Daisi(EndpointAttributes):
         finally:
             _portal.release()
 
-    def __enter__(self) -> Daisi:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # -- description -----------------------------------------------------------------------
-    def _endpoint_table(self, attribute: str) -> Endpoints:
-        return self._async._endpoint_table(attribute)
-
-    @property
-    def info(self) -> DaisiInfo:
-        """What the server said about this Daisi."""
-        return self._async.info
-
-    @property
-    def id(self) -> str:
-        """The Daisi's id."""
-        return self._async.id
-
-    @property
-    def name(self) -> str:
-        """The Daisi's name."""
-        return self._async.name
-
-    @property
-    def description(self) -> str:
-        """The Daisi's description."""
-        return self._async.description
-
-    @property
-    def endpoints(self) -> list[str]:
-        """The endpoint names."""
-        return self._async.endpoints
-
-    @property
-    def protocol(self) -> str:
-        """``"v1"`` or ``"legacy"``: the dialect spoken with the server."""
-        return self._async.protocol
-
-    def __repr__(self) -> str:
-        return f"<Daisi {self.name!r} id={self.id}>"
+    def _face_session(self) -> Session:
+        return self._async._face_session()
 
     # -- calling ---------------------------------------------------------------------------
-    def bind(self, endpoint: str, /, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Arguments by parameter name, as a local call would bind them (see
-        :meth:`AsyncDaisi.bind`).
-
-        Example:
-            >>> d.bind("compute", 5, 6)
-            {'firstNumber': 5, 'secondNumber': 6}
-        """
-        return self._async.bind(endpoint, *args, **kwargs)
-
     def call(self, endpoint: str, /, *args: Any, **kwargs: Any) -> DaisiExecution:
         """A lazy execution of ``endpoint`` (for names that clash with methods).
 
@@ -369,14 +309,9 @@ class Daisi(EndpointAttributes):
         return de
 
     def map(
-        self,
-        func: str = "compute",
-        args_list: Iterable[Any] | None = None,
-        *,
-        max_concurrency: int = 64,
-        ordered: bool = True,
-        return_exceptions: bool = False,
-    ) -> DaisiMapExecution:
+        self, func: str = "compute", args_list: Iterable[Any] | None = None, *,
+        max_concurrency: int = 64, ordered: bool = True, return_exceptions: bool = False,
+    ) -> DaisiMapExecution:  # fmt: skip
         """Call ``func`` once per item (dict of keyword arguments, tuple, or one value).
 
         The names ``func`` and ``args_list`` are pydaisi's.
@@ -397,13 +332,9 @@ class Daisi(EndpointAttributes):
         return DaisiMapExecution(self, run)
 
     def as_completed(
-        self,
-        func: str = "compute",
-        args_list: Iterable[Any] | None = None,
-        *,
-        max_concurrency: int = 64,
-        return_exceptions: bool = False,
-    ) -> SyncIterator[Any]:
+        self, func: str = "compute", args_list: Iterable[Any] | None = None, *,
+        max_concurrency: int = 64, return_exceptions: bool = False,
+    ) -> SyncIterator[Any]:  # fmt: skip
         """Like :meth:`map`, yielding results as they complete.
 
         Example:

@@ -85,11 +85,11 @@ class Transport:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | None,
-        json: Any,
-        content: Any,
-        headers: Mapping[str, str] | None,
-        timeout: httpx.Timeout | float | None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | float | None = None,
     ) -> httpx.Request:
         hdrs = dict(self.headers)
         if headers:
@@ -150,41 +150,31 @@ class Transport:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        content: Any = None,
-        headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
-        timeout: httpx.Timeout | float | None = None,
         allow: frozenset[int] = frozenset(),
+        **options: Any,
     ) -> httpx.Response:
-        """Send with retries; a non-2xx reply (not in ``allow``) raises its DaisiError."""
+        """Send with retries; a non-2xx reply (not in ``allow``) raises its DaisiError.
+
+        ``options``: ``params``, ``json``, ``content``, ``headers``, ``timeout`` (as
+        ``httpx`` takes them). Not ``idempotent`` (the default for POST): retried only
+        when the server surely did not act on it.
+        """
         idem = method in ("GET", "HEAD", "PUT", "DELETE") if idempotent is None else idempotent
-        response = await self._send(
-            method, path, idem, False, params=params, json=json, content=content,
-            headers=headers, timeout=timeout, allow=allow,
-        )  # fmt: skip
+        response = await self._send(method, path, idem, False, allow=allow, **options)
         if response.is_success or response.status_code in allow:
             return response
         raise error_from_response(response)
 
     @contextlib.asynccontextmanager
     async def stream(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool = True,
-        timeout: httpx.Timeout | float | None = None,
+        self, method: str, path: str, *, idempotent: bool = True, **options: Any
     ) -> AsyncIterator[httpx.Response]:
-        """A streamed reply, opened with retries; errors raise before the body is read."""
-        response = await self._send(
-            method, path, idempotent, True, params=params, json=json, content=None,
-            headers=headers, timeout=timeout,
-        )  # fmt: skip
+        """A streamed reply, opened with retries; errors raise before the body is read.
+
+        ``options``: ``params``, ``json``, ``headers``, ``timeout``, as for :meth:`request`.
+        """
+        response = await self._send(method, path, idempotent, True, **options)
         try:
             if not response.is_success:
                 with reply_errors(self.api + path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
@@ -66,28 +67,26 @@ def is_strict_json(value: Any, _depth: int = 0) -> bool:
         return math.isfinite(value)
     if _depth >= MAX_JSON_DEPTH:
         return False
-    # Scalars inside containers are checked inline: no call per element.
     if t is list:
-        for v in value:
-            tv = type(v)
-            if tv is str:
-                if not (v.isascii() or is_unicode(v)):
-                    return False
-            elif not (tv is int or v is None or tv is bool or is_strict_json(v, _depth + 1)):
-                return False
-        return True
+        return _all_strict(value, _depth)
     if t is dict:
-        for k, v in value.items():
+        for k in value:
             if type(k) is not str or not (k.isascii() or is_unicode(k)):
                 return False
-            tv = type(v)
-            if tv is str:
-                if not (v.isascii() or is_unicode(v)):
-                    return False
-            elif not (tv is int or v is None or tv is bool or is_strict_json(v, _depth + 1)):
-                return False
-        return True
+        return _all_strict(value.values(), _depth)
     return False
+
+
+def _all_strict(values: Iterable[Any], depth: int) -> bool:
+    # Scalars inside containers are checked inline: no call per element.
+    for v in values:
+        tv = type(v)
+        if tv is str:
+            if not (v.isascii() or is_unicode(v)):
+                return False
+        elif not (tv is int or v is None or tv is bool or is_strict_json(v, depth + 1)):
+            return False
+    return True
 
 
 _SCALARS = frozenset({str, int, bool, float, type(None), bytes, complex})
