@@ -144,7 +144,8 @@ async def test_a_misspelt_endpoint_suggests_the_near_one(daisi_runtime: LocalRun
         with pytest.raises(AttributeError) as info:
             _ = d.comptue
         assert str(info.value) == (
-            "Daisi 'Add Two Numbers' has no endpoint 'comptue'; did you mean 'compute'?"
+            f"Daisi 'Add Two Numbers' at {daisi_runtime.url} has no endpoint 'comptue'; "
+            "did you mean 'compute'?"
         )
         assert not hasattr(d, "comptue_")
         with pytest.raises(DaisiNotFoundError, match="did you mean 'compute'"):
@@ -209,7 +210,9 @@ async def test_a_broken_daisi_says_why_for_its_endpoints(broken_runtime: LocalRu
         with pytest.raises(AttributeError) as info:
             _ = d.compute
         message = str(info.value)
-        assert message.startswith("Daisi 'Broken Sum' is broken, so it has no endpoint 'compute'")
+        assert message.startswith(
+            f"Daisi 'Broken Sum' at {broken_runtime.url} is broken, so it has no endpoint 'compute'"
+        )
         assert "SyntaxError" in message
         with pytest.raises(DaisiNotFoundError, match="is broken"):
             d.call("compute", 1, 2)

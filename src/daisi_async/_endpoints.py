@@ -117,11 +117,13 @@ _UNSENT = object()
 class Endpoints:
     """The endpoints of one connected Daisi.
 
-    Raises :class:`DaisiProtocolError` if a schema does not make a signature.
+    ``where`` is the server's base URL (for messages). Raises
+    :class:`DaisiProtocolError` if a schema does not make a signature.
     """
 
     def __init__(self, info: DaisiInfo, where: str) -> None:
         self.info = info
+        self.where = where
         self._signatures: dict[str, inspect.Signature] = {}
         self._binders: dict[str, Callable[..., dict[str, Any]]] = {}
         for name, spec in info.endpoints.items():
@@ -142,14 +144,10 @@ class Endpoints:
 
     def missing(self, endpoint: str) -> str:
         """Why ``endpoint`` is not there: the Daisi is broken, or a near name."""
+        daisi = f"Daisi {self.info.name!r} at {self.where}"
         if self.info.broken:
-            return (
-                f"Daisi {self.info.name!r} is broken, so it has no endpoint {endpoint!r}: "
-                f"{self.info.broken}"
-            )
-        return f"Daisi {self.info.name!r} has no endpoint {endpoint!r}" + did_you_mean(
-            endpoint, self.info.endpoints
-        )
+            return f"{daisi} is broken, so it has no endpoint {endpoint!r}: {self.info.broken}"
+        return f"{daisi} has no endpoint {endpoint!r}" + did_you_mean(endpoint, self.info.endpoints)
 
     def spec(self, endpoint: str) -> Mapping[str, Any]:
         """What the server said about ``endpoint`` (else :class:`DaisiNotFoundError`)."""

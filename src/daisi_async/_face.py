@@ -15,26 +15,44 @@ from typing import Any, ClassVar, Generic, TypeVar, overload
 from ._endpoints import Endpoints
 from ._session import Session
 
-__all__ = ["DaisiFace", "Field"]
+__all__ = ["DaisiFace", "Derived", "field"]
 
+S = TypeVar("S")
 T = TypeVar("T")
 
 
-class Field(Generic[T]):
-    """A read-only attribute of a Daisi face, read from its session."""
+class Derived(Generic[S, T]):
+    """A read-only attribute read from a part of its owner: ``read(part(owner))``.
 
-    def __init__(self, read: Callable[[Session], T], doc: str) -> None:
+    Example:
+        >>> class Box:
+        ...     size = Derived(lambda box: box.items, len, "How many items.")
+        ...     def __init__(self) -> None:
+        ...         self.items = [1, 2]
+        >>> Box().size
+        2
+    """
+
+    def __init__(self, part: Callable[[Any], S], read: Callable[[S], T], doc: str) -> None:
+        self._part = part
         self._read = read
         self.__doc__ = doc
 
     @overload
-    def __get__(self, obj: None, owner: type) -> Field[T]: ...
+    def __get__(self, obj: None, owner: type) -> Derived[S, T]: ...
     @overload
-    def __get__(self, obj: DaisiFace, owner: type) -> T: ...
-    def __get__(self, obj: DaisiFace | None, owner: type) -> Field[T] | T:
-        if obj is None:
-            return self
-        return self._read(obj._face_session())
+    def __get__(self, obj: object, owner: type) -> T: ...
+    def __get__(self, obj: object, owner: type) -> Derived[S, T] | T:
+        return self if obj is None else self._read(self._part(obj))
+
+
+def _session_of(face: DaisiFace) -> Session:
+    return face._face_session()
+
+
+def field(read: Callable[[Session], T], doc: str) -> Derived[Session, T]:
+    """A description attribute of a Daisi face, read from its session."""
+    return Derived(_session_of, read, doc)
 
 
 class DaisiFace:
@@ -45,12 +63,12 @@ class DaisiFace:
     coroutine function).
     """
 
-    info = Field(lambda s: s.info, "What the server said (``DaisiNotConnectedError`` before).")
-    id = Field(lambda s: s.daisi_id, "The Daisi's id.")
-    name = Field(lambda s: s.name, "The Daisi's name (as asked for, before connecting).")
-    description = Field(lambda s: s.info.description, "The Daisi's description.")
-    endpoints = Field(lambda s: s.table("endpoints").names, "The endpoint names, in order.")
-    protocol = Field(lambda s: s.protocol, '``"v1"`` or ``"legacy"``: the dialect spoken.')
+    info = field(lambda s: s.info, "What the server said (``DaisiNotConnectedError`` before).")
+    id = field(lambda s: s.daisi_id, "The Daisi's id.")
+    name = field(lambda s: s.name, "The Daisi's name (as asked for, before connecting).")
+    description = field(lambda s: s.info.description, "The Daisi's description.")
+    endpoints = field(lambda s: s.table("endpoints").names, "The endpoint names, in order.")
+    protocol = field(lambda s: s.protocol, '``"v1"`` or ``"legacy"``: the dialect spoken.')
 
     _call_note: ClassVar[str] = "Returns a lazy execution."
     _functions: dict[str, tuple[Endpoints, Callable[..., Any]]]

@@ -65,7 +65,7 @@ class Session:
                 info = await self._dialect.connect(self.query)
             except DaisiNotFoundError:
                 raise await self._not_found(self._dialect) from None
-            self.endpoints = Endpoints(info, transport.api)
+            self.endpoints = Endpoints(info, transport.base_url)
         except BaseException:
             await self.aclose()
             raise

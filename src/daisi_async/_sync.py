@@ -9,7 +9,7 @@ same namespace as the async face's (:class:`._endpoints.EndpointAttributes`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import anyio
@@ -20,7 +20,7 @@ from ._closing import Closing
 from ._config import RetryPolicy, Settings, check_text, check_timeout
 from ._daisi import AsyncDaisi
 from ._execution import AsyncDaisiExecution
-from ._face import DaisiFace
+from ._face import DaisiFace, Derived
 from ._map import MapRun
 from ._portal import SyncIterator
 from ._public import public
@@ -34,6 +34,15 @@ T = TypeVar("T")
 
 def _unwrap(value: Any) -> Any:
     return value._async if isinstance(value, DaisiExecution) else value
+
+
+def _async_of(de: DaisiExecution) -> AsyncDaisiExecution:
+    return de._async
+
+
+def _mirror(read: Callable[[AsyncDaisiExecution], T], doc: str) -> Derived[Any, T]:
+    """An attribute of a ``DaisiExecution``: that of its async execution."""
+    return Derived(_async_of, read, doc)
 
 
 @public
@@ -68,17 +77,13 @@ class DaisiExecution:
             >>> DaisiExecution.from_id(d, eid).value
             3
         """
-        return cls(daisi, _portal.call(daisi._async.execution, execution_id))
+        return daisi.execution(execution_id)
 
-    @property
-    def id(self) -> str | None:
-        """The execution id (None until started)."""
-        return self._async.id
-
-    @property
-    def endpoint(self) -> str:
-        """The endpoint's name."""
-        return self._async.endpoint
+    id = _mirror(lambda ex: ex.id, "The execution id (None until started).")
+    endpoint = _mirror(lambda ex: ex.endpoint, "The endpoint's name.")
+    arguments = _mirror(lambda ex: ex.arguments, "The arguments, by parameter name.")
+    started = _mirror(lambda ex: ex.started, "Whether the execution was submitted.")
+    last_status = _mirror(lambda ex: ex.last_status, "The last status seen (no request).")
 
     def start(self) -> str:
         """Submit the execution; returns its id (once; later calls return the same id).
@@ -165,7 +170,7 @@ def _aiter(view: Any) -> AsyncIterator[Any]:
 
 
 @public
-class DaisiMapExecution:
+class DaisiMapExecution(Closing):
     """Many calls of one endpoint, with a bound on those in flight.
 
     Iterating yields each value (in input order unless ``ordered=False``); leaving the
@@ -194,8 +199,9 @@ class DaisiMapExecution:
     def __iter__(self) -> SyncIterator[Any]:
         return _portal.iterate(self._run.__aiter__())
 
-    def cancel(self) -> None:
-        """Cancel the executions in flight and start no more."""
+    def close(self) -> None:
+        """Stop: cancel the executions in flight and start no more (also at the end of a
+        ``with`` block)."""
         _portal.call(self._run.aclose)
 
     @property
@@ -307,6 +313,16 @@ class Daisi(Closing, DaisiFace):
         de = self.call(endpoint, *args, **kwargs)
         de.start()
         return de
+
+    def execution(self, execution_id: str) -> DaisiExecution:
+        """Attach to an execution of this Daisi made elsewhere, by its id.
+
+        Example:
+            >>> eid = d.compute(2, 2).start()
+            >>> d.execution(eid).value
+            4
+        """
+        return DaisiExecution(self, _portal.call(self._async.execution, execution_id))
 
     def map(
         self, func: str = "compute", args_list: Iterable[Any] | None = None, *,
