@@ -1,6 +1,6 @@
 """The exception tree: every error this package raises is a :class:`DaisiError`.
 
-``httpx`` errors are translated in one place (:mod:`._transport`); a failed remote
+``httpx`` errors are translated in one place (:mod:`._failures`); a failed remote
 execution raises :class:`DaisiExecutionError`, which is also an instance of the remote
 exception's class when that class can be imported here (``except ZeroDivisionError``
 works), as Ray's task errors are.
