@@ -136,6 +136,11 @@ async def test_a_misspelt_daisi_name_suggests_the_near_one(daisi_runtime: LocalR
     with pytest.raises(DaisiNotFoundError) as info:
         await AsyncDaisi.connect("Nothing Like Any Name At All", base_url=url)
     assert str(info.value) == f"no Daisi named 'Nothing Like Any Name At All' at {url}"
+    d = AsyncDaisi("Add Two Number", base_url=url)
+    with pytest.raises(DaisiNotFoundError):
+        await d.__aenter__()
+    with pytest.raises(DaisiNotConnectedError, match="is not connected yet"):
+        _ = d.compute  # a failed connect is not a close
 
 
 @pytest.mark.anyio

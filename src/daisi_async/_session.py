@@ -53,7 +53,6 @@ class Session:
             self._task_group = task_group
         if self.endpoints is not None:
             return
-        self.closed = False
         if self._transport is None:
             self._transport = Transport(self.settings, self._client)
         transport = self._transport
@@ -66,6 +65,7 @@ class Session:
             except DaisiNotFoundError:
                 raise await self._not_found(self._dialect) from None
             self.endpoints = Endpoints(info, transport.base_url)
+            self.closed = False
         except BaseException:
             await self.aclose()
             raise
@@ -95,9 +95,9 @@ class Session:
         """Stop background work and close the HTTP client (unless it was injected)."""
         dialect, self._dialect = self._dialect, None
         transport, self._transport = self._transport, None
+        self.closed = self.closed or self.endpoints is not None  # was connected
         self.endpoints = None
         self._task_group = None
-        self.closed = True
         try:
             if dialect is not None:
                 await dialect.aclose()
