@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
+import sniffio
 from tests.conftest import TEST_DAISIES
 
 from daisi_async import AsyncDaisi, RetryPolicy
@@ -91,3 +92,21 @@ async def test_a_dropped_and_resumed_event_stream(
     assert any(
         m.startswith(f"resuming the event stream of execution {ex.id} after event ") for m in infos
     )
+
+
+async def test_the_fallback_without_background_tasks(
+    echo_runtime: LocalRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``AsyncDaisi.connect()`` on trio has no task group to batch in: said once."""
+    caplog.set_level(logging.INFO, logger="daisi_async")
+    d = await AsyncDaisi.connect("Echo", base_url=echo_runtime.url)
+    try:
+        assert [await d.echo(i) for i in range(3)] == [0, 1, 2]
+    finally:
+        await d.aclose()
+    fallbacks = [m for m in _messages(caplog, logging.INFO) if "no background tasks" in m]
+    if sniffio.current_async_library() == "trio":
+        assert fallbacks.count("no background tasks here: one request per submission") == 1
+        assert fallbacks.count("no background tasks here: one long-poll per wait") == 1
+    else:  # asyncio: background tasks on the running loop
+        assert fallbacks == []

@@ -20,6 +20,7 @@ import anyio.lowlevel
 from ..._dispatch import Slot, Spawner
 from ..._errors import DaisiError, DaisiProtocolError
 from ..._failures import dropped, error_for_status, json_of, translate
+from ..._log import logger
 from ..._retry import retrying
 from ..._transport import Transport, stream_errors
 from ..._wire import MAX_WAIT_SECONDS
@@ -50,6 +51,7 @@ class Submitter:
         self._queue: list[_Submission] = []
         self._flush_scheduled = False
         self._streams = 0
+        self._told_fallback = False
 
     async def submit(
         self,
@@ -61,6 +63,9 @@ class Submitter:
     ) -> RemoteState:
         """Create one execution (arguments already encoded)."""
         if not self.spawner.can_spawn():  # no background task: one request of its own
+            if not self._told_fallback:
+                self._told_fallback = True
+                logger.info("no background tasks here: one request per submission")
             r = await self.transport.request(
                 "POST",
                 f"/v1/daisies/{daisi_id}/executions",
