@@ -110,7 +110,7 @@ class DaisiFace:
             >>> d.signature("compute")
             <Signature (firstNumber: 'float', secondNumber: 'float')>
         """
-        return self._endpoint_table("signature").signature(endpoint)
+        return self._endpoint_table(endpoint).signature(endpoint)
 
     def __dir__(self) -> Iterable[str]:
         names = set(super().__dir__())
