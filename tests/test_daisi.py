@@ -71,7 +71,31 @@ async def test_positional_varargs_and_kwargs_bind_like_a_local_call(
         assert await d.add(1, 2, colour="red") == {"total": 3, "extra": {"colour": "red"}}
 
 
+# Local twins of the Echo Daisi's endpoints: a wrong call must fail with the same words.
+def echo(value: object) -> None: ...
+def sleep(seconds: float = 1.0, lines: int = 0) -> None: ...
+def add(a: object, b: object = 1, *rest: object, scale: float = 1.0, **extra: object) -> None: ...
+
+
+WRONG_CALLS = [
+    (echo, (), {}),
+    (echo, (1,), {"bogus": 2}),
+    (echo, (), {"valeu": 1}),  # misspelt: "unexpected keyword", not "missing 'value'"
+    (sleep, (1, 2, 3), {}),
+    (add, (), {"b": 2}),
+    (add, (1,), {"a": 2}),
+    (add, (), {"scale": 2}),
+]
+
+
+def _local_error(fn: object, args: tuple[object, ...], kwargs: dict[str, object]) -> str:
+    with pytest.raises(TypeError) as info:
+        fn(*args, **kwargs)  # type: ignore[operator]
+    return str(info.value)
+
+
 async def test_wrong_arguments_raise_type_error_before_sending(echo_runtime: LocalRuntime) -> None:
+    """The TypeError of a wrong call reads exactly as a local call's, and nothing is sent."""
     sent: list[str] = []
 
     async def record(request: httpx.Request) -> None:
@@ -80,13 +104,21 @@ async def test_wrong_arguments_raise_type_error_before_sending(echo_runtime: Loc
     async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
         async with AsyncDaisi("Echo", base_url=echo_runtime.url, client=client) as d:
             before = list(sent)
-            with pytest.raises(TypeError, match="missing a required argument: 'value'"):
-                d.echo()
-            with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
-                d.echo(1, bogus=2)
-            with pytest.raises(TypeError, match="too many positional arguments"):
-                d.sleep(1, 2, 3)
+            for fn, args, kwargs in WRONG_CALLS:
+                name = fn.__name__  # type: ignore[attr-defined]
+                expected = _local_error(fn, args, kwargs)
+                with pytest.raises(TypeError) as info:
+                    getattr(d, name)(*args, **kwargs)
+                assert str(info.value) == expected
+                with pytest.raises(TypeError) as info:
+                    await getattr(d, name + "_")(*args, **kwargs)
+                assert str(info.value) == expected
+                if not (args and kwargs):  # a map item is one or the other
+                    with pytest.raises(TypeError) as info:
+                        d.map(name, [kwargs or args])
+                    assert str(info.value) == expected
             assert sent == before
+            assert await d.add(1, scale=2) == 4  # the next good call works
         assert not client.is_closed  # an injected client is not closed
 
 

@@ -30,7 +30,7 @@ from daisi_async import (
     DaisiServerError,
     RetryPolicy,
 )
-from daisi_async._transport import translate
+from daisi_async._failures import translate
 from daisi_async.testing import LocalRuntime
 from support.faultproxy import FaultProxy, drop_mid_stream, status
 
@@ -142,14 +142,21 @@ async def test_a_reply_that_is_not_json_names_the_url(mode: str) -> None:
     assert info.value.__cause__ is not None
 
 
-def test_404_everywhere_is_not_found() -> None:
+def test_404_everywhere_is_not_a_daisi_server() -> None:
+    """A server that answers 404 to every route is not a Daisi runtime: say so, naming
+    the URL (not "no Daisi named ...", which sends the user looking for a typo)."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotDaisi)
     server.mode = "html404"  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        with pytest.raises(DaisiNotFoundError):
-            Daisi("Echo", base_url=f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(DaisiProtocolError) as info:
+            Daisi("Echo", base_url=url)
+        assert url in str(info.value) and "does not look like a Daisi runtime" in str(info.value)
+        assert not isinstance(info.value, DaisiNotFoundError)
+        with pytest.raises(DaisiProtocolError, match="does not look like a Daisi runtime"):
+            Daisi.get_daisies(base_url=url)
     finally:
         server.shutdown()
         server.server_close()
@@ -421,7 +428,7 @@ async def test_a_crashed_background_task_surfaces_as_a_daisi_error(
     with anyio.fail_after(20):
         with pytest.raises(DaisiError, match="boom") as info:
             async with AsyncDaisi("Add Two Numbers", base_url=runtime.url) as d:
-                d._proto.spawner.spawn(boom)  # type: ignore[union-attr]
+                d._session._dialect.spawner.spawn(boom)  # type: ignore[union-attr]
                 await anyio.sleep(15)  # the crash cancels the block
         _raises_only_daisi_error(info.value)
         assert isinstance(info.value.__cause__, RuntimeError)

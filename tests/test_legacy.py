@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import TEST_DAISIES
 
 from daisi_async import AsyncDaisi, DaisiError, ExecutionStatus
-from daisi_async._legacy import error_from_traceback
+from daisi_async._dialects.legacy import error_from_traceback
 from daisi_async.testing import LocalRuntime
 
 pytestmark = pytest.mark.anyio

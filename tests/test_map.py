@@ -100,3 +100,24 @@ async def test_as_completed_with_a_failure_is_one_error(echo_runtime: LocalRunti
         with pytest.raises(DaisiExecutionError):
             async for _ in d.as_completed("add", [("x", 1), (1, 1)]):
                 pass
+
+
+async def test_leaving_a_map_block_early_cancels_what_it_started(
+    echo_runtime: LocalRuntime,
+) -> None:
+    async with AsyncDaisi("Echo", base_url=echo_runtime.url) as d:
+        with anyio.fail_after(20):
+            async with d.map("sleep", [0.1, 30, 30, 30, 30], max_concurrency=3) as run:
+                async for value in run:
+                    assert value == 0.1
+                    break
+            assert run.closed
+            statuses = [await ex.status() for ex in run.executions]
+            assert statuses == [
+                ExecutionStatus.FINISHED,
+                ExecutionStatus.CANCELLED,
+                ExecutionStatus.CANCELLED,
+                ExecutionStatus.CANCELLED,  # started when the first value was handed out
+                ExecutionStatus.NOT_STARTED,
+            ]
+            assert await d.echo("after") == "after"

@@ -149,6 +149,38 @@ def test_get_daisies_and_not_found(daisi_runtime: LocalRuntime) -> None:
         Daisi("No Such Daisi", base_url=daisi_runtime.url)
 
 
+def test_breaking_out_of_a_map_cancels_what_it_started(echo: Daisi) -> None:
+    """``break`` out of ``for v in d.map(...)``: the executions in flight are CANCELLED at
+    once (not left running for 30 s) and the map is closed: nothing more starts."""
+    started = time.monotonic()
+    m = echo.map("sleep", [0.1, 30, 30, 30, 30, 30], max_concurrency=4)
+    for value in m:
+        assert value == 0.1
+        break
+    assert m._run.closed
+    statuses = [de.status for de in m.executions]
+    assert statuses[0] is ExecutionStatus.FINISHED
+    # The window refilled to 4 before the first value was handed out: 4 were in flight.
+    assert statuses[1:5] == [ExecutionStatus.CANCELLED] * 4
+    assert statuses[5:] == [ExecutionStatus.NOT_STARTED]
+    assert m.executions[5].id is None
+    assert time.monotonic() - started < 20
+    assert echo.echo("after").value == "after"
+
+
+def test_breaking_out_of_as_completed_and_stream_logs(echo: Daisi) -> None:
+    it = echo.as_completed("sleep", [0.1, 30], max_concurrency=2)
+    with it:
+        assert next(it) == 0.1
+    with pytest.raises(StopIteration):
+        next(it)
+    de = echo.sleep_(30, lines=30)
+    for _line in de.stream_logs():
+        break  # stops reading; the run goes on (only a map owns its executions)
+    assert de.status in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING)
+    assert de.cancel() is ExecutionStatus.CANCELLED
+
+
 def test_many_threads_at_once(echo: Daisi) -> None:
     with ThreadPoolExecutor(8) as pool:
         values = list(pool.map(lambda i: echo.add(i, 1).value, range(64)))

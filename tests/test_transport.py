@@ -326,3 +326,33 @@ async def test_404_is_not_retried(proxy: FaultProxy) -> None:
             with pytest.raises(DaisiNotFoundError):
                 await AsyncDaisiExecution.from_id(d, "00000000-0000-0000-0000-000000000000")
     assert proxy.count("GET", "/v1/executions/00000000") == 1
+
+
+async def test_event_stream_follows_the_sse_format(
+    runtime: LocalRuntime, proxy: FaultProxy
+) -> None:
+    """A data field split over several ``data:`` lines is one payload (joined by a
+    newline); comments, ``retry:`` and ``id:`` fields are understood, not mistaken."""
+    body = (
+        b": a comment\n"
+        b"retry: 20\n"
+        b"id: 1\n"
+        b"event: log\n"
+        b'data: {"seq": 1,\n'
+        b'data:  "line": "first"}\n'
+        b"\n"
+        b"id: 2\n"
+        b"event: status\n"
+        b'data: {"seq": 2, "status": "FINISHED"}\n'
+        b"\n"
+    )
+    with anyio.fail_after(20):
+        async with client(proxy.url) as d:
+            ex = await d.compute_(1, 2)
+            assert await ex == 3
+            proxy.add_rule(
+                method="GET",
+                path_contains="/events",
+                action=status(200, {"Content-Type": "text/event-stream"}, body),
+            )
+            assert [line async for line in ex.logs()] == ["first"]

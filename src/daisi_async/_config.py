@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from ._public import public
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "RetryPolicy",
@@ -159,6 +161,7 @@ def _check_token(token: Any) -> str | None:
     return token
 
 
+@public
 @dataclass(frozen=True)
 class RetryPolicy:
     """How transient failures are retried: connection errors, timeouts, 408/429/5xx.

@@ -1,9 +1,8 @@
-"""``AsyncDaisi``: a connected Daisi whose endpoints are attributes."""
+"""``AsyncDaisi``: a connected Daisi whose endpoints are attributes (the async core)."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -11,92 +10,40 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ._config import RetryPolicy, Settings, check_text, check_unicode
-from ._errors import DaisiError, DaisiNotFoundError, DaisiProtocolError
+from ._config import RetryPolicy, Settings, check_text
 from ._execution import AsyncDaisiExecution
-from ._map import MapRun
-from ._protocol import DaisiInfo, Protocol, negotiate
-from ._transport import Transport, translate
+from ._face import DaisiFace
+from ._failures import translate
+from ._map import MapOptions, MapRun
+from ._public import public
+from ._session import Session, catalogue
 
 __all__ = ["AsyncDaisi", "Workers"]
 
-_KINDS = {kind.name: kind for kind in inspect._ParameterKind}
 
-
-class _RemoteDefault:
-    """A default value that lives on the server (shown by its source text, never sent)."""
-
-    __slots__ = ("source",)
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def __repr__(self) -> str:
-        return self.source
-
-
-def signature_of(schema: Iterable[dict[str, Any]]) -> inspect.Signature:
-    """An :class:`inspect.Signature` from an endpoint schema (in parameter order)."""
-    params: list[inspect.Parameter] = []
-    for p in schema:
-        kind = _KINDS.get(str(p.get("kind")), inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        default: Any = inspect.Parameter.empty
-        if kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            has_default = not p.get("required", "default" not in p and "default_repr" not in p)
-            if has_default:
-                source = p.get("default_repr")
-                value = p.get("default")
-                if value is not None or source in (None, "None"):
-                    default = value
-                else:
-                    default = _RemoteDefault(str(source))
-        annotation = p.get("annotation") or inspect.Parameter.empty
-        params.append(inspect.Parameter(str(p["id"]), kind, default=default, annotation=annotation))
-    try:
-        return inspect.Signature(params)
-    except ValueError:  # an unusual order: accept everything by keyword
-        return inspect.Signature(
-            [
-                q.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-                if q.kind is not inspect.Parameter.VAR_KEYWORD
-                else q
-                for q in params
-                if q.kind is not inspect.Parameter.VAR_POSITIONAL
-            ]
-        )
-
-
-def _check_schemas(info: DaisiInfo, where: str) -> None:
-    """Every endpoint's schema makes a signature (else the server sent something wrong)."""
-    for name, spec in info.endpoints.items():
-        try:
-            signature_of(spec.get("schema") or [])
-        except Exception as exc:
-            raise DaisiProtocolError(
-                f"the server at {where} described endpoint {name!r} of {info.name!r} with a "
-                f"schema that is not a signature ({type(exc).__name__}: {exc})"
-            ) from exc
-
-
+@public
 class Workers:
     """The Daisi's worker pool (its size is adjustable at run time).
 
     Example:
-        >>> await d.workers.number()  # doctest: +SKIP
+        >>> await d.workers.number()
         1
-        >>> await d.workers.set(3)  # doctest: +SKIP
+        >>> await d.workers.set(1)
+        'Setting the number of workers to 1'
     """
 
-    def __init__(self, daisi: AsyncDaisi) -> None:
-        self._daisi = daisi
+    def __init__(self, session: Session) -> None:
+        self._session = session
 
     async def number(self) -> int:
         """The current pool size."""
-        return await (await self._daisi._protocol()).workers_number(self._daisi.id)
+        dialect = await self._session.ready()
+        return await dialect.workers_number(self._session.daisi_id)
 
     async def status(self) -> str:
         """``ready_to_update``, ``increasing`` or ``decreasing``."""
-        return await (await self._daisi._protocol()).workers_status(self._daisi.id)
+        dialect = await self._session.ready()
+        return await dialect.workers_status(self._session.daisi_id)
 
     async def set(self, number: int) -> str:
         """Ask for ``number`` workers; returns the server's message.
@@ -107,10 +54,12 @@ class Workers:
             raise TypeError(f"number must be an int, not {type(number).__name__}")
         if number < 0:
             raise ValueError(f"number must be >= 0, not {number}")
-        return await (await self._daisi._protocol()).workers_set(self._daisi.id, number)
+        dialect = await self._session.ready()
+        return await dialect.workers_set(self._session.daisi_id, number)
 
 
-class AsyncDaisi:
+@public
+class AsyncDaisi(DaisiFace):
     """A Daisi, connected: each endpoint is an attribute with the remote signature.
 
     ``name_or_id`` is a name, ``"owner/name"`` or a UUID. ``base_url`` defaults to
@@ -125,33 +74,30 @@ class AsyncDaisi:
     call, besides ``ValueError`` / ``TypeError`` for bad arguments.
 
     Example:
-        >>> async with AsyncDaisi("Add Two Numbers") as d:  # doctest: +SKIP
-        ...     print(await d.compute(firstNumber=5, secondNumber=6))   # 11
+        >>> async with AsyncDaisi("Add Two Numbers") as d:
+        ...     print(await d.compute(firstNumber=5, secondNumber=6))
         ...     ex = await d.compute_(5, 6)              # submitted now
-        ...     totals = await asyncio.gather(*(d.compute(i, 1) for i in range(1000)))
+        ...     totals = await asyncio.gather(*(d.compute(i, 1) for i in range(100)))
+        11
+        >>> totals[:3], await ex
+        ([1, 2, 3], 11)
     """
 
+    _call_note = "Returns a lazy execution: ``await`` it for the value."
+
     def __init__(
-        self,
-        name_or_id: str,
-        *,
-        base_url: str | None = None,
-        access_token: str | None = None,
-        client: httpx.AsyncClient | None = None,
-        timeout: float | httpx.Timeout | None = None,
+        self, name_or_id: str, *, base_url: str | None = None, access_token: str | None = None,
+        client: httpx.AsyncClient | None = None, timeout: float | httpx.Timeout | None = None,
         retries: int | RetryPolicy | None = None,
-    ) -> None:
-        self._query = check_text(name_or_id, name="name_or_id")
-        self._settings = Settings.resolve(
+    ) -> None:  # fmt: skip
+        query = check_text(name_or_id, name="name_or_id")
+        settings = Settings.resolve(
             base_url=base_url, access_token=access_token, timeout=timeout, retries=retries
         )
-        self._client = client
-        self._transport: Transport | None = None
-        self._proto: Protocol | None = None
+        self._session = Session(query, settings, client, face=type(self).__name__)
         self._task_group: TaskGroup | None = None
-        self._info: DaisiInfo | None = None
-        self._functions: dict[str, Callable[..., Any]] = {}
-        self.workers = Workers(self)
+        self._functions = {}
+        self.workers = Workers(self._session)
 
     # -- connection ------------------------------------------------------------------------
     @classmethod
@@ -159,40 +105,21 @@ class AsyncDaisi:
         """Connect without a ``with`` block (call :meth:`aclose` when done).
 
         Example:
-            >>> d = await AsyncDaisi.connect("Add Two Numbers")  # doctest: +SKIP
+            >>> d = await AsyncDaisi.connect("Add Two Numbers")
+            >>> await d.compute(1, 1)
+            2
+            >>> await d.aclose()
         """
         daisi = cls(name_or_id, **kwargs)
-        await daisi._connect()
+        await daisi._session.open()
         return daisi
-
-    async def _connect(self) -> None:
-        if self._info is not None:
-            return
-        if self._transport is None:
-            self._transport = Transport(self._settings, self._client)
-        try:
-            if self._proto is None:
-                self._proto = await negotiate(self._transport)
-            info = await self._proto.connect(self._query)
-            _check_schemas(info, self._transport.api)
-            self._info = info
-        except DaisiNotFoundError:
-            await self.aclose()
-            raise DaisiNotFoundError(f"no Daisi named {self._query!r}", status_code=404) from None
-        except BaseException:
-            await self.aclose()
-            raise
-        if self._task_group is not None:
-            spawner = getattr(self._proto, "spawner", None)
-            if spawner is not None:
-                spawner.task_group = self._task_group
 
     async def __aenter__(self) -> AsyncDaisi:
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._task_group = tg
         try:
-            await self._connect()
+            await self._session.open(tg)
         except BaseException as exc:
             self._task_group = None
             tg.cancel_scope.cancel()
@@ -205,7 +132,7 @@ class AsyncDaisi:
         try:
             await tg.__aexit__(None, None, None)
         except BaseException as exc:
-            err = translate(exc, self._settings.base_url)
+            err = translate(exc, self._session.settings.base_url)
             if err is exc:
                 raise
             raise err from err.__cause__
@@ -226,199 +153,71 @@ class AsyncDaisi:
 
     async def aclose(self) -> None:
         """Stop background work and close the HTTP client (unless it was injected)."""
-        proto, self._proto = self._proto, None
-        if proto is not None:
-            await proto.aclose()
-        transport, self._transport = self._transport, None
-        if transport is not None:
-            await transport.aclose()
-        self._info = None
+        await self._session.aclose()
 
-    async def _protocol(self) -> Protocol:
-        if self._proto is None or self._info is None:
-            await self._connect()
-        assert self._proto is not None
-        return self._proto
-
-    # -- description -----------------------------------------------------------------------
-    @property
-    def info(self) -> DaisiInfo:
-        """What the server said about this Daisi (raises if not connected)."""
-        if self._info is None:
-            raise DaisiError(
-                "not connected: use 'async with AsyncDaisi(...)' or AsyncDaisi.connect()"
-            )
-        return self._info
-
-    @property
-    def id(self) -> str:
-        """The Daisi's id."""
-        return self.info.id
-
-    @property
-    def name(self) -> str:
-        """The Daisi's name (as asked for, before connecting)."""
-        return self._info.name if self._info else self._query
-
-    @property
-    def description(self) -> str:
-        """The Daisi's description."""
-        return self.info.description
-
-    @property
-    def endpoints(self) -> list[str]:
-        """The endpoint names, in definition order."""
-        return list(self.info.endpoints)
-
-    @property
-    def protocol(self) -> str:
-        """``"v1"`` or ``"legacy"``: the dialect spoken with the server."""
-        return self._proto.name if self._proto else ""
-
-    def __repr__(self) -> str:
-        return f"<AsyncDaisi {self.name!r} id={self._info.id if self._info else None}>"
-
-    def __dir__(self) -> Iterable[str]:
-        names = set(super().__dir__())
-        if self._info is not None:
-            names.update(self._info.endpoints)
-            names.update(f"{n}_" for n in self._info.endpoints)
-        return sorted(names)
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("__") or self.__dict__.get("_info") is None:
-            raise AttributeError(name)
-        fn = self._functions.get(name)
-        if fn is not None:
-            return fn
-        endpoints = self._info.endpoints if self._info else {}
-        if name in endpoints:
-            fn = self._endpoint_function(name, submit=False)
-        elif name.endswith("_") and name[:-1] in endpoints:
-            fn = self._endpoint_function(name[:-1], submit=True)
-        else:
-            raise AttributeError(f"Daisi {self.name!r} has no endpoint {name!r}")
-        self._functions[name] = fn
-        return fn
-
-    def signature(self, endpoint: str) -> inspect.Signature:
-        """The remote function's signature."""
-        return signature_of(self._endpoint(endpoint).get("schema") or [])
-
-    def _endpoint(self, endpoint: str) -> dict[str, Any]:
-        try:
-            return self.info.endpoints[endpoint]
-        except KeyError:
-            raise DaisiNotFoundError(f"Daisi {self.name!r} has no endpoint {endpoint!r}") from None
-
-    def _endpoint_function(self, endpoint: str, *, submit: bool) -> Callable[..., Any]:
-        spec = self._endpoint(endpoint)
-        sig = self.signature(endpoint)
-        fn: Callable[..., Any]
-        if submit:
-
-            async def submit_now(*args: Any, **kwargs: Any) -> AsyncDaisiExecution:
-                return await self.submit(endpoint, *args, **kwargs)
-
-            fn = submit_now
-        else:
-
-            def call(*args: Any, **kwargs: Any) -> AsyncDaisiExecution:
-                return self.call(endpoint, *args, **kwargs)
-
-            fn = call
-        fn.__name__ = endpoint + ("_" if submit else "")
-        fn.__qualname__ = f"{self.name}.{fn.__name__}"
-        doc = spec.get("doc") or ""
-        note = (
-            "Submitted at once; returns the started execution."
-            if submit
-            else ("Returns a lazy execution: ``await`` it for the value.")
-        )
-        fn.__doc__ = f"{doc}\n\n{note}" if doc else note
-        setattr(fn, "__signature__", sig)  # noqa: B010 - read by inspect.signature
-        return fn
+    def _face_session(self) -> Session:
+        return self._session
 
     # -- calling ---------------------------------------------------------------------------
-    def bind(self, endpoint: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Map positional and keyword arguments to parameter names, as a local call would.
-
-        Raises :class:`TypeError` for wrong arguments, before anything is sent, and
-        ``ValueError`` for a keyword name that is not valid Unicode (it can't travel).
-        """
-        sig = self.signature(endpoint)
-        try:
-            bound = sig.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{endpoint}(): {exc}") from None
-        out: dict[str, Any] = {}
-        for name, value in bound.arguments.items():
-            kind = sig.parameters[name].kind
-            if kind is inspect.Parameter.VAR_POSITIONAL:
-                out[name] = list(value)
-            elif kind is inspect.Parameter.VAR_KEYWORD:
-                for key in value:
-                    check_unicode(key, name="keyword argument name")
-                out.update(value)
-            else:
-                out[name] = value
-        return out
-
     def call(self, endpoint: str, /, *args: Any, **kwargs: Any) -> AsyncDaisiExecution:
         """A lazy execution of ``endpoint`` (for names that clash with methods).
 
         Example:
-            >>> ex = d.call("compute", 5, 6)  # doctest: +SKIP
+            >>> await d.call("compute", 5, 6)
+            11
         """
-        return AsyncDaisiExecution(self, endpoint, self.bind(endpoint, *args, **kwargs))
+        arguments = self.bind(endpoint, *args, **kwargs)
+        return AsyncDaisiExecution(self._session, self, endpoint, arguments)
 
     async def submit(self, endpoint: str, /, *args: Any, **kwargs: Any) -> AsyncDaisiExecution:
         """Start an execution of ``endpoint`` now and return its handle.
 
         Example:
-            >>> ex = await d.submit("compute", 5, 6)  # doctest: +SKIP
+            >>> ex = await d.submit("compute", 5, 6)
+            >>> ex.started, await ex
+            (True, 11)
         """
         ex = self.call(endpoint, *args, **kwargs)
         await ex.start()
         return ex
 
+    async def execution(self, execution_id: str) -> AsyncDaisiExecution:
+        """Attach to an execution of this Daisi made elsewhere, by its id.
+
+        Raises :class:`DaisiNotFoundError` for an unknown id, ``TypeError`` /
+        ``ValueError`` for an id that is not a non-empty Unicode ``str``.
+
+        Example:
+            >>> eid = await d.compute(2, 2).start()
+            >>> await (await d.execution(eid))
+            4
+        """
+        check_text(execution_id, name="execution_id")
+        return await AsyncDaisiExecution._attach(self._session, self, execution_id)
+
     def map(
-        self,
-        endpoint: str,
-        items: Iterable[Any],
-        *,
-        max_concurrency: int = 64,
-        ordered: bool = True,
-        return_exceptions: bool = False,
-    ) -> MapRun:
+        self, endpoint: str, items: Iterable[Any], *,
+        max_concurrency: int = 64, ordered: bool = True, return_exceptions: bool = False,
+    ) -> MapRun:  # fmt: skip
         """Call ``endpoint`` once per item (a dict of keyword arguments, a tuple of
         positional ones, or one value) with at most ``max_concurrency`` in flight.
 
         Example:
-            >>> totals = await d.map("compute", [(i, 1) for i in range(100)])  # doctest: +SKIP
+            >>> await d.map("compute", [(i, 1) for i in range(5)])
+            [1, 2, 3, 4, 5]
         """
-        return MapRun(
-            self,
-            endpoint,
-            items,
-            max_concurrency=max_concurrency,
-            ordered=ordered,
-            return_exceptions=return_exceptions,
-        )
+        options = MapOptions(max_concurrency, ordered, return_exceptions)
+        return MapRun(self.call, endpoint, items, options)
 
     def as_completed(
-        self,
-        endpoint: str,
-        items: Iterable[Any],
-        *,
-        max_concurrency: int = 64,
-        return_exceptions: bool = False,
-    ) -> MapRun:
+        self, endpoint: str, items: Iterable[Any], *,
+        max_concurrency: int = 64, return_exceptions: bool = False,
+    ) -> MapRun:  # fmt: skip
         """Like :meth:`map`, yielding results as they complete.
 
         Example:
-            >>> async for value in d.as_completed("compute", [(1, 2), (3, 4)]):  # doctest: +SKIP
-            ...     print(value)
+            >>> sorted([v async for v in d.as_completed("compute", [(1, 2), (3, 4)])])
+            [3, 7]
         """
         return self.map(
             endpoint,
@@ -436,18 +235,14 @@ class AsyncDaisi:
         access_token: str | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> list[dict[str, Any]]:
-        """The Daisies visible to the caller: ``[{"id", "name", "owner", "description"}]``.
-
-        Example:
-            >>> for info in await AsyncDaisi.list():  # doctest: +SKIP
-            ...     print(info["name"])
+        """The Daisies visible to the caller: ``[{"id", "name", "owner", "description",
+        ...}]``, sorted by name.
 
         Raises ``ValueError`` for a bad ``base_url`` before anything is sent.
+
+        Example:
+            >>> "Add Two Numbers" in [info["name"] for info in await AsyncDaisi.list()]
+            True
         """
         settings = Settings.resolve(base_url=base_url, access_token=access_token)
-        transport = Transport(settings, client)
-        try:
-            proto = await negotiate(transport)
-            return await proto.catalogue()
-        finally:
-            await transport.aclose()
+        return await catalogue(settings, client)

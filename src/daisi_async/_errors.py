@@ -1,6 +1,6 @@
 """The exception tree: every error this package raises is a :class:`DaisiError`.
 
-``httpx`` errors are translated in one place (:mod:`._transport`); a failed remote
+``httpx`` errors are translated in one place (:mod:`._failures`); a failed remote
 execution raises :class:`DaisiExecutionError`, which is also an instance of the remote
 exception's class when that class can be imported here (``except ZeroDivisionError``
 works), as Ray's task errors are.
@@ -9,9 +9,13 @@ works), as Ray's task errors are.
 from __future__ import annotations
 
 import builtins
+import difflib
 import importlib
 import sys
+from collections.abc import Iterable
 from typing import Any
+
+from ._public import public
 
 __all__ = [
     "DaisiArgumentError",
@@ -20,6 +24,7 @@ __all__ = [
     "DaisiConnectionError",
     "DaisiError",
     "DaisiExecutionError",
+    "DaisiNotConnectedError",
     "DaisiNotFoundError",
     "DaisiPermissionError",
     "DaisiProtocolError",
@@ -30,6 +35,7 @@ __all__ = [
 ]
 
 
+@public
 class DaisiError(Exception):
     """Root of every error raised by ``daisi_async``.
 
@@ -41,15 +47,24 @@ class DaisiError(Exception):
         DaisiNotFoundError
     """
 
-    def __init__(self, message: str = "", *, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        status_code: int | None = None,
+        execution_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
+        self.execution_id = execution_id
+        """The execution concerned, if any (a cancelled or failed one, say)."""
 
     def __str__(self) -> str:
         return self.message
 
 
+@public
 class DaisiNotFoundError(DaisiError, LookupError):
     """An unknown (or invisible) Daisi, endpoint or execution (HTTP 404).
 
@@ -59,6 +74,19 @@ class DaisiNotFoundError(DaisiError, LookupError):
     """
 
 
+@public
+class DaisiNotConnectedError(DaisiError, AttributeError):
+    """An endpoint (or the description) of a Daisi that is not connected yet, or closed.
+
+    An ``AttributeError`` too, so ``hasattr(d, "compute")`` is simply false.
+
+    Example:
+        >>> hasattr(AsyncDaisi("Add Two Numbers"), "compute")
+        False
+    """
+
+
+@public
 class DaisiAuthenticationError(DaisiError):
     """The access token was refused (HTTP 401).
 
@@ -68,6 +96,7 @@ class DaisiAuthenticationError(DaisiError):
     """
 
 
+@public
 class DaisiPermissionError(DaisiError, PermissionError):
     """The caller may not do this (HTTP 403).
 
@@ -77,6 +106,7 @@ class DaisiPermissionError(DaisiError, PermissionError):
     """
 
 
+@public
 class DaisiRequestError(DaisiError, ValueError):
     """The server refused a request as malformed or too large (HTTP 400, 409, 413).
 
@@ -86,6 +116,7 @@ class DaisiRequestError(DaisiError, ValueError):
     """
 
 
+@public
 class DaisiArgumentError(DaisiRequestError):
     """Arguments that do not fit the endpoint (HTTP 422); ``.param`` names the culprit.
 
@@ -104,6 +135,7 @@ class DaisiArgumentError(DaisiRequestError):
         self.param = param
 
 
+@public
 class DaisiSerializationError(DaisiError, TypeError):
     """An argument or a result could not be (de)serialized.
 
@@ -117,6 +149,7 @@ class DaisiSerializationError(DaisiError, TypeError):
         self.param = param
 
 
+@public
 class DaisiConnectionError(DaisiError, ConnectionError):
     """The server could not be reached, even after retries.
 
@@ -126,6 +159,7 @@ class DaisiConnectionError(DaisiError, ConnectionError):
     """
 
 
+@public
 class DaisiServerError(DaisiError):
     """The server kept failing (HTTP 5xx) after retries.
 
@@ -135,6 +169,7 @@ class DaisiServerError(DaisiError):
     """
 
 
+@public
 class DaisiProtocolError(DaisiServerError):
     """The server's reply could not be understood: not JSON, the wrong shape, or garbled.
 
@@ -146,6 +181,7 @@ class DaisiProtocolError(DaisiServerError):
     """
 
 
+@public
 class DaisiTimeoutError(DaisiError, TimeoutError):
     """Waiting took longer than the given timeout (the execution goes on remotely).
 
@@ -155,6 +191,7 @@ class DaisiTimeoutError(DaisiError, TimeoutError):
     """
 
 
+@public
 class DaisiCancelledError(DaisiError):
     """The execution was cancelled (``await ex.cancel()`` or by another client).
 
@@ -163,11 +200,8 @@ class DaisiCancelledError(DaisiError):
         'e1'
     """
 
-    def __init__(self, message: str = "", *, execution_id: str | None = None) -> None:
-        super().__init__(message)
-        self.execution_id = execution_id
 
-
+@public
 class DaisiExecutionError(DaisiError):
     """A remote execution failed; the message holds the remote traceback.
 
@@ -191,8 +225,7 @@ class DaisiExecutionError(DaisiError):
         remote_message: str = "",
         traceback: str = "",
     ) -> None:
-        DaisiError.__init__(self, message)
-        self.execution_id = execution_id
+        DaisiError.__init__(self, message, execution_id=execution_id)
         self.exc_type = exc_type
         self.remote_message = remote_message
         self.traceback = traceback
@@ -229,6 +262,22 @@ class DaisiExecutionError(DaisiError):
             except Exception:  # exotic layout or constructor: fall back to the plain error
                 pass
         return cls(text, **kwargs)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the choices close to ``word`` (any case), else ``""``.
+
+    Example:
+        >>> did_you_mean("Add Two Number", ["Add Two Numbers", "Echo"])
+        "; did you mean 'Add Two Numbers'?"
+    """
+    by_case = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(word.lower(), list(by_case), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    names = [repr(by_case[c]) for c in close]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    return f"; did you mean {listed}?"
 
 
 _MIXED: dict[type[BaseException], type[DaisiExecutionError]] = {}

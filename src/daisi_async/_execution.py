@@ -4,40 +4,57 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Generator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 
-from ._config import check_text, check_timeout
+from ._config import check_timeout
+from ._dialects.base import Ref, RemoteState, new_key
 from ._dispatch import Signal, Slot
 from ._errors import DaisiTimeoutError
-from ._protocol import Ref, RemoteState, new_key
+from ._public import public
+from ._session import Session
 from ._wire import ExecutionStatus
 
-if TYPE_CHECKING:
-    from ._daisi import AsyncDaisi
+__all__ = ["AsyncDaisiExecution", "DaisiLike"]
 
-__all__ = ["AsyncDaisiExecution"]
+
+class DaisiLike(Protocol):
+    """What an execution knows of the Daisi object that made it (its ``.daisi``)."""
+
+    @property
+    def name(self) -> str:
+        """The Daisi's name."""
+
+    async def execution(self, execution_id: str) -> AsyncDaisiExecution:
+        """Attach to an execution of this Daisi by id."""
+
 
 _UNSET: Any = object()
 _created = itertools.count()
 
 
+@public
 class AsyncDaisiExecution:
     """One call of a Daisi endpoint: lazy until started, awaitable for its result.
 
     Example:
-        >>> async with AsyncDaisi("Add Two Numbers") as d:  # doctest: +SKIP
+        >>> async with AsyncDaisi("Add Two Numbers") as d:
         ...     ex = d.compute(firstNumber=5, secondNumber=6)   # not sent yet
-        ...     await ex.start()                                 # the execution id
-        ...     print(await ex.status())                         # ExecutionStatus.RUNNING
-        ...     print(await ex)                                  # 11
+        ...     print(await ex.status())
+        ...     eid = await ex.start()                           # the execution id
+        ...     print(await ex)
+        NOT_STARTED
+        11
 
     Passing a handle as an argument of another call sends a reference: the server
     resolves it when this execution ends, and its result never travels through here.
     """
 
-    def __init__(self, daisi: AsyncDaisi, endpoint: str, arguments: Mapping[str, Any]) -> None:
+    def __init__(
+        self, session: Session, daisi: DaisiLike, endpoint: str, arguments: Mapping[str, Any]
+    ) -> None:
+        self._session = session
         self.daisi = daisi
         self.endpoint = endpoint
         self.arguments = dict(arguments)
@@ -59,23 +76,28 @@ class AsyncDaisiExecution:
 
     # -- re-attach -------------------------------------------------------------------------
     @classmethod
-    async def from_id(cls, daisi: AsyncDaisi, execution_id: str) -> AsyncDaisiExecution:
+    async def from_id(cls, daisi: DaisiLike, execution_id: str) -> AsyncDaisiExecution:
         """Attach to an execution made elsewhere (another process, yesterday).
 
-        Raises :class:`DaisiNotFoundError` for an unknown id, ``TypeError`` for an id
-        that is not a ``str`` and ``ValueError`` for an empty one or one that is not
-        valid Unicode.
+        The same as ``await daisi.execution(execution_id)``. Raises
+        :class:`DaisiNotFoundError` for an unknown id, ``TypeError`` for an id that is
+        not a ``str`` and ``ValueError`` for an empty one or one that is not valid
+        Unicode.
 
         Example:
-            >>> ex = await AsyncDaisiExecution.from_id(d, "1b4e...")  # doctest: +SKIP
+            >>> ex = await AsyncDaisiExecution.from_id(d, (await d.compute_(1, 2)).id)
+            >>> await ex
+            3
         """
-        check_text(execution_id, name="execution_id")
-        proto = await daisi._protocol()
-        bind = getattr(proto, "bind", None)
-        if bind is not None:
-            bind(execution_id, daisi.id)
-        state = await proto.fetch(execution_id)
-        ex = cls(daisi, "", {})
+        return await daisi.execution(execution_id)
+
+    @classmethod
+    async def _attach(
+        cls, session: Session, daisi: DaisiLike, execution_id: str
+    ) -> AsyncDaisiExecution:
+        dialect = await session.ready()
+        state = await dialect.fetch(session.daisi_id, execution_id)
+        ex = cls(session, daisi, "", {})
         ex.id = execution_id
         ex._observe(state)
         return ex
@@ -86,11 +108,19 @@ class AsyncDaisiExecution:
         """Whether the execution was submitted."""
         return self.id is not None
 
+    @property
+    def last_status(self) -> ExecutionStatus:
+        """The last status this handle saw (no request; ``await ex.status()`` asks)."""
+        return self._last_status
+
     async def start(self) -> str:
         """Submit the execution (once; later calls return the same id).
 
         Example:
-            >>> eid = await d.compute(firstNumber=1, secondNumber=2).start()  # doctest: +SKIP
+            >>> ex = d.compute(firstNumber=1, secondNumber=2)
+            >>> eid = await ex.start()
+            >>> eid == ex.id == await ex.start()
+            True
         """
         if self.id is not None:
             return self.id
@@ -104,15 +134,13 @@ class AsyncDaisiExecution:
                 if isinstance(value, AsyncDaisiExecution):
                     value = Ref(await value.start())
                 args[name] = value
-            proto = await self.daisi._protocol()
+            dialect = await self._session.ready()
             # Interrupted submissions are safe to repeat: the key makes the server
             # return the execution it created the first time.
-            state = await proto.submit(
-                self.daisi.id, self.endpoint, args, self._key, order=self._order
+            state = await dialect.submit(
+                self._session.daisi_id, self.endpoint, args, self._key, order=self._order
             )
-            slot_of = getattr(proto, "result_slot", None)
-            if slot_of is not None:
-                self._result_slot = slot_of(state.id)
+            self._result_slot = dialect.result_slot(state.id)
         except BaseException as exc:
             self._starting = None
             slot.fail(exc)
@@ -147,7 +175,8 @@ class AsyncDaisiExecution:
         ``ValueError`` (and a non-number ``TypeError``) before anything is sent.
 
         Example:
-            >>> value = await d.compute(5, 6).result(timeout=30)  # doctest: +SKIP
+            >>> await d.compute(5, 6).result(timeout=30)
+            11
         """
         seconds = check_timeout(timeout)
         if self._value is not _UNSET:
@@ -174,15 +203,24 @@ class AsyncDaisiExecution:
         return DaisiTimeoutError(f"execution {self.id} {waited} (it keeps running)")
 
     async def _result(self) -> Any:
-        state = await self.wait()
+        state = await self._final_state()
         state.raise_for_failure()
         if self._value is _UNSET:
-            proto = await self.daisi._protocol()
-            self._value = await proto.value(state)
+            dialect = await self._session.ready()
+            self._value = await dialect.value(state)
         return self._value
 
-    async def wait(self) -> RemoteState:
-        """Start if needed and wait until the execution ends; returns its final state."""
+    async def wait(self) -> ExecutionStatus:
+        """Start if needed and wait until the execution ends; returns its final status
+        (a failure is not raised here: ``await ex`` raises it).
+
+        Example:
+            >>> await d.compute(1, 2).wait()
+            <ExecutionStatus.FINISHED: 'FINISHED'>
+        """
+        return (await self._final_state()).status
+
+    async def _final_state(self) -> RemoteState:
         await self.start()
         if self._state is not None and self._state.status.is_terminal:
             return self._state
@@ -190,8 +228,8 @@ class AsyncDaisiExecution:
         if self._result_slot is not None and self._result_slot.done:
             state = self._result_slot.value()
         else:
-            proto = await self.daisi._protocol()
-            state = await proto.wait(self.id)
+            dialect = await self._session.ready()
+            state = await dialect.wait(self._session.daisi_id, self.id)
         self._observe(state)
         return state
 
@@ -200,8 +238,11 @@ class AsyncDaisiExecution:
         """The status: ``await ex.status()`` now, ``async for s in ex.status()`` each change.
 
         Example:
-            >>> async for s in ex.status():  # doctest: +SKIP
-            ...     print(s)   # QUEUED, RUNNING, FINISHED
+            >>> ex = await d.compute_(1, 2)
+            >>> async for s in ex.status():
+            ...     last = s   # QUEUED, RUNNING, FINISHED (those it sees)
+            >>> last
+            <ExecutionStatus.FINISHED: 'FINISHED'>
         """
         return _StatusView(self)
 
@@ -212,8 +253,9 @@ class AsyncDaisiExecution:
         after a dropped connection) and ends after the last line of a finished run.
 
         Example:
-            >>> async for line in ex.logs():  # doctest: +SKIP
-            ...     print(line)
+            >>> ex = await d.compute_(1, 2)
+            >>> [line async for line in ex.logs()]  # Add Two Numbers prints nothing
+            []
         """
         return _LogsView(self)
 
@@ -221,7 +263,7 @@ class AsyncDaisiExecution:
         """Stop the remote run (a no-op once it has ended); returns the final status.
 
         Example:
-            >>> await ex.cancel()  # doctest: +SKIP
+            >>> await d.compute(1, 2).cancel()  # never started: never sent
             <ExecutionStatus.CANCELLED: 'CANCELLED'>
         """
         if self.id is None:
@@ -235,8 +277,8 @@ class AsyncDaisiExecution:
                 return self._last_status
             await self._starting.wait()
         assert self.id is not None
-        proto = await self.daisi._protocol()
-        state = await proto.cancel(self.id)
+        dialect = await self._session.ready()
+        state = await dialect.cancel(self._session.daisi_id, self.id)
         self._observe(state)
         return state.status
 
@@ -246,8 +288,8 @@ class AsyncDaisiExecution:
         if self._result_slot is not None and self._result_slot.done:
             self._observe(self._result_slot.value())
             return self._last_status
-        proto = await self.daisi._protocol()
-        self._observe(await proto.fetch(self.id))
+        dialect = await self._session.ready()
+        self._observe(await dialect.fetch(self._session.daisi_id, self.id))
         return self._last_status
 
     async def _status_changes(self) -> AsyncIterator[ExecutionStatus]:
@@ -257,8 +299,8 @@ class AsyncDaisiExecution:
             return
         while self.id is None:
             await self._started.wait()
-        proto = await self.daisi._protocol()
-        async for status in proto.status_stream(self.id, last):
+        dialect = await self._session.ready()
+        async for status in dialect.status_stream(self._session.daisi_id, self.id, last):
             if _rank(status) > _rank(last):
                 last = status
                 self._last_status = max(self._last_status, status, key=_rank)
@@ -267,15 +309,15 @@ class AsyncDaisiExecution:
     async def _log_lines(self) -> AsyncIterator[str]:
         while self.id is None:
             await self._started.wait()
-        proto = await self.daisi._protocol()
-        async for line in proto.log_stream(self.id):
+        dialect = await self._session.ready()
+        async for line in dialect.log_stream(self._session.daisi_id, self.id):
             yield line
 
     async def _all_logs(self) -> list[str]:
         if self.id is None:
             return []
-        proto = await self.daisi._protocol()
-        return await proto.logs(self.id)
+        dialect = await self._session.ready()
+        return await dialect.logs(self._session.daisi_id, self.id)
 
 
 _ORDER = {

@@ -3,70 +3,97 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 
+from ._closing import AsyncClosing
 from ._errors import DaisiError
 from ._execution import AsyncDaisiExecution
+from ._public import public
 
-if TYPE_CHECKING:
-    from ._daisi import AsyncDaisi
-
-__all__ = ["MapRun"]
+__all__ = ["MapOptions", "MapRun"]
 
 
-def _call(daisi: AsyncDaisi, endpoint: str, item: Any) -> AsyncDaisiExecution:
+@dataclass(frozen=True)
+class MapOptions:
+    """How a map runs: the bound on executions in flight, the order of results, and
+    whether failures are returned (else the first one is raised)."""
+
+    max_concurrency: int = 64
+    ordered: bool = True
+    return_exceptions: bool = False
+
+    def __post_init__(self) -> None:
+        n = self.max_concurrency
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"max_concurrency must be an int, not {type(n).__name__}")
+        if n < 1:
+            raise ValueError(f"max_concurrency must be at least 1, not {n}")
+
+
+def _one_call(
+    call: Callable[..., AsyncDaisiExecution], endpoint: str, item: Any
+) -> AsyncDaisiExecution:
     if isinstance(item, dict):
-        return daisi.call(endpoint, **item)
+        return call(endpoint, **item)
     if isinstance(item, tuple):
-        return daisi.call(endpoint, *item)
-    return daisi.call(endpoint, item)
+        return call(endpoint, *item)
+    return call(endpoint, item)
 
 
-class MapRun:
+@public
+class MapRun(AsyncClosing):
     """The executions of one ``map``: an async iterator of results, or awaitable as a list.
 
     At most ``max_concurrency`` executions are in flight at once. With ``ordered=True``
     results come in input order, else as they complete. Unless ``return_exceptions``,
     the first failure cancels the executions still running and is raised.
 
+    Stopping early (``aclose()``, or leaving ``async with d.map(...) as run:``) cancels
+    the executions in flight and starts no more.
+
     Example:
-        >>> async for total in d.map("compute", [{"firstNumber": i, "secondNumber": 1}
-        ...                                      for i in range(100)], max_concurrency=10):
-        ...     print(total)  # doctest: +SKIP
+        >>> items = [{"firstNumber": i, "secondNumber": 1} for i in range(5)]
+        >>> [total async for total in d.map("compute", items, max_concurrency=2)]
+        [1, 2, 3, 4, 5]
+        >>> async with d.map("compute", items) as run:
+        ...     async for total in run:
+        ...         break  # the rest is cancelled when the block ends
     """
 
     def __init__(
         self,
-        daisi: AsyncDaisi,
+        call: Callable[..., AsyncDaisiExecution],
         endpoint: str,
         items: Iterable[Any],
-        *,
-        max_concurrency: int = 64,
-        ordered: bool = True,
-        return_exceptions: bool = False,
+        options: MapOptions,
     ) -> None:
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
-        self.daisi = daisi
         self.endpoint = endpoint
-        self.max_concurrency = max_concurrency
-        self.ordered = ordered
-        self.return_exceptions = return_exceptions
+        self.max_concurrency = options.max_concurrency
+        self.ordered = options.ordered
+        self.return_exceptions = options.return_exceptions
         # Bind every item up front: wrong arguments fail before anything is sent.
         self._pending: Iterator[AsyncDaisiExecution] = iter(
-            [_call(daisi, endpoint, item) for item in items]
+            [_one_call(call, endpoint, item) for item in items]
         )
         self.executions: list[AsyncDaisiExecution] = []
         self._start_errors: dict[AsyncDaisiExecution, Exception] = {}
+        self.closed = False
+        """True once the run is over: every result delivered, or stopped early."""
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterate()
 
     def __await__(self) -> Generator[Any, None, list[Any]]:
         return self._collect().__await__()
+
+    async def aclose(self) -> None:
+        """Stop: cancel the executions in flight and start no more (a no-op once over)."""
+        if not self.closed:
+            await self._cancel_rest()
 
     async def _collect(self) -> list[Any]:
         return [value async for value in self._iterate()]
@@ -101,22 +128,26 @@ class MapRun:
             return await ex
         except Exception as exc:
             if not self.return_exceptions:
-                await self._cancel_rest()
                 raise
             return exc
 
     async def _iterate(self) -> AsyncIterator[Any]:
         window: list[AsyncDaisiExecution] = []
-        await self._fill(window)
-        while window:
-            if self.ordered:
-                ex = window.pop(0)
-            else:
-                ex = await self._first_done(window)
-                window.remove(ex)
-            value = await self._outcome(ex)
+        try:
             await self._fill(window)
-            yield value
+            while window:
+                if self.ordered:
+                    ex = window.pop(0)
+                else:
+                    ex = await self._first_done(window)
+                    window.remove(ex)
+                value = await self._outcome(ex)
+                await self._fill(window)
+                yield value
+            self.closed = True
+        finally:
+            if not self.closed:  # a failure, a cancellation, or the consumer stopped
+                await self._cancel_rest()
 
     async def _first_done(self, window: list[AsyncDaisiExecution]) -> AsyncDaisiExecution:
         for ex in window:
@@ -136,11 +167,16 @@ class MapRun:
         return winner[0]
 
     async def _cancel_rest(self) -> None:
+        self.closed = True
+        self.executions.extend(self._pending)  # never started: they stay NOT_STARTED
+        running = [ex for ex in self.executions if ex.started and not ex.last_status.is_terminal]
         with anyio.CancelScope(shield=True):
-            for ex in self.executions:
-                # Best effort: a failure here must not hide the error being raised.
-                with contextlib.suppress(DaisiError):
-                    if ex.started and not (await ex.status()).is_terminal:
-                        await ex.cancel()
-            for ex in self._pending:
-                self.executions.append(ex)
+            async with anyio.create_task_group() as tg:
+                for ex in running:
+                    tg.start_soon(_cancel, ex)
+
+
+async def _cancel(ex: AsyncDaisiExecution) -> None:
+    # Best effort: a failure here must not hide the error being raised.
+    with contextlib.suppress(DaisiError):
+        await ex.cancel()

@@ -16,13 +16,14 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 import anyio
 import httpx
 from anyio.from_thread import BlockingPortal
 
+from ._closing import Closing
 from ._config import DEFAULT_TIMEOUT
 from ._errors import DaisiError
 
@@ -150,6 +151,65 @@ def call(
 async def _bounded(fn: Callable[[], Awaitable[Any]]) -> None:
     with anyio.move_on_after(2.5):
         await fn()
+
+
+class SyncIterator(Closing, Iterator[T], Generic[T]):
+    """The one bridge from an async iterator on the loop to a blocking iterator.
+
+    Each ``next()`` runs one step on the loop. :meth:`close` (also on leaving a ``with``
+    block, when the iterator is dropped, e.g. by ``break`` out of a ``for`` loop, and
+    on Ctrl-C during a step) closes the async iterator, which stops the work it
+    started (a map cancels its executions in flight).
+    """
+
+    def __init__(self, items: AsyncIterator[T]) -> None:
+        self._items = items
+        self._done = False
+
+    def __iter__(self) -> SyncIterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._done:
+            raise StopIteration
+        try:
+            more, item = call(self._step)
+        except BaseException:
+            self.close()
+            raise
+        if not more:
+            self._done = True
+            raise StopIteration
+        return item  # type: ignore[return-value]  # set whenever ``more``
+
+    async def _step(self) -> tuple[bool, T | None]:
+        try:
+            return True, await self._items.__anext__()
+        except StopAsyncIteration:
+            return False, None
+
+    async def _aclose(self) -> None:
+        aclose = getattr(self._items, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    def close(self) -> None:
+        """Close the async iterator (once); a no-op when it has ended."""
+        if self._done:
+            return
+        self._done = True
+        if threading.current_thread() is _loop.thread or _loop.portal is None:
+            return  # dropped on the loop itself, or after the loop stopped: nothing to wait on
+        with contextlib.suppress(Exception):
+            call(self._aclose)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def iterate(items: AsyncIterator[T]) -> SyncIterator[T]:
+    """A blocking iterator over ``items`` (an async iterator to be read on the loop)."""
+    return SyncIterator(items)
 
 
 def _after_fork_in_child() -> None:

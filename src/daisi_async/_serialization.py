@@ -11,73 +11,18 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 import platform
 from typing import Any
 
 import dill
 
 from ._errors import DaisiSerializationError
+from ._values import is_strict_json
 
 __all__ = ["LOCAL_VERSIONS", "decode_result", "dumps", "is_strict_json", "loads"]
 
 LOCAL_VERSIONS = {"python": platform.python_version(), "dill": str(dill.__version__)}
 """Python and dill versions of this process, sent with payloads and shown on mismatch."""
-
-_MAX_DEPTH = 64
-
-
-def _is_unicode(text: str) -> bool:
-    """Whether ``text`` has no lone surrogate, i.e. can be encoded as UTF-8."""
-    if text.isascii():  # O(1) in CPython: the common case costs one call
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def is_strict_json(value: Any, _depth: int = 0) -> bool:
-    """Whether ``value`` survives a JSON round trip unchanged (as UTF-8 JSON text).
-
-    Example:
-        >>> is_strict_json({"a": [1, 2.5, None]}), is_strict_json((1, 2))
-        (True, False)
-        >>> is_strict_json("caf\\u00e9"), is_strict_json("\\ud800")
-        (True, False)
-    """
-    t = type(value)
-    if t is str:
-        return value.isascii() or _is_unicode(value)
-    if value is None or t is bool or t is int:
-        return True
-    if t is float:
-        return math.isfinite(value)
-    if _depth >= _MAX_DEPTH:
-        return False
-    # Scalars inside containers are checked inline: no call per element.
-    if t is list:
-        for v in value:
-            tv = type(v)
-            if tv is str:
-                if not (v.isascii() or _is_unicode(v)):
-                    return False
-            elif not (tv is int or v is None or tv is bool or is_strict_json(v, _depth + 1)):
-                return False
-        return True
-    if t is dict:
-        for k, v in value.items():
-            if type(k) is not str or not (k.isascii() or _is_unicode(k)):
-                return False
-            tv = type(v)
-            if tv is str:
-                if not (v.isascii() or _is_unicode(v)):
-                    return False
-            elif not (tv is int or v is None or tv is bool or is_strict_json(v, _depth + 1)):
-                return False
-        return True
-    return False
 
 
 def dumps(value: Any, *, param: str | None = None) -> memoryview:

@@ -1,32 +1,51 @@
-"""``Daisi`` and ``DaisiExecution``: the blocking facade, with pydaisi's semantics.
+"""``Daisi``, ``DaisiExecution``, ``DaisiMapExecution``: the blocking face, with pydaisi's
+semantics, derived from the async core.
 
-Each method is a thin call into the async core (:mod:`._daisi`, :mod:`._execution`),
-run on the one shared background event loop of :mod:`._portal`.
+Every method is one call into the core (:mod:`._daisi`, :mod:`._execution`,
+:mod:`._map`) run on the shared background loop of :mod:`._portal`; iterators go
+through its one bridge (:func:`._portal.iterate`). Endpoint attributes come from the
+same namespace as the async face's (:class:`._endpoints.EndpointAttributes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 import anyio
 import httpx
 
 from . import _portal
+from ._closing import Closing
 from ._config import RetryPolicy, Settings, check_text, check_timeout
 from ._daisi import AsyncDaisi
 from ._execution import AsyncDaisiExecution
+from ._face import DaisiFace, Derived
 from ._map import MapRun
+from ._portal import SyncIterator
+from ._public import public
+from ._session import Session
 from ._wire import ExecutionStatus
 
 __all__ = ["Daisi", "DaisiExecution", "DaisiMapExecution", "SyncWorkers"]
+
+T = TypeVar("T")
 
 
 def _unwrap(value: Any) -> Any:
     return value._async if isinstance(value, DaisiExecution) else value
 
 
+def _async_of(de: DaisiExecution) -> AsyncDaisiExecution:
+    return de._async
+
+
+def _mirror(read: Callable[[AsyncDaisiExecution], T], doc: str) -> Derived[Any, T]:
+    """An attribute of a ``DaisiExecution``: that of its async execution."""
+    return Derived(_async_of, read, doc)
+
+
+@public
 class DaisiExecution:
     """One call of a Daisi endpoint, for scripts and notebooks.
 
@@ -35,10 +54,10 @@ class DaisiExecution:
     and also the remote run when ``.value`` itself started it.
 
     Example:
-        >>> de = Daisi("Add Two Numbers").compute(firstNumber=5, secondNumber=6)  # doctest: +SKIP
-        >>> de.status                     # doctest: +SKIP
+        >>> de = d.compute(firstNumber=5, secondNumber=6)
+        >>> de.status
         <ExecutionStatus.NOT_STARTED: 'NOT_STARTED'>
-        >>> de.value                      # doctest: +SKIP
+        >>> de.value
         11
     """
 
@@ -54,27 +73,25 @@ class DaisiExecution:
         """Attach to an execution made elsewhere.
 
         Example:
-            >>> de = DaisiExecution.from_id(d, "1b4e...")  # doctest: +SKIP
+            >>> eid = d.compute(1, 2).start()
+            >>> DaisiExecution.from_id(d, eid).value
+            3
         """
-        ex = _portal.call(AsyncDaisiExecution.from_id, daisi._async, execution_id)
-        return cls(daisi, ex)
+        return daisi.execution(execution_id)
 
-    @property
-    def id(self) -> str | None:
-        """The execution id (None until started)."""
-        return self._async.id
-
-    @property
-    def endpoint(self) -> str:
-        """The endpoint's name."""
-        return self._async.endpoint
+    id = _mirror(lambda ex: ex.id, "The execution id (None until started).")
+    endpoint = _mirror(lambda ex: ex.endpoint, "The endpoint's name.")
+    arguments = _mirror(lambda ex: ex.arguments, "The arguments, by parameter name.")
+    started = _mirror(lambda ex: ex.started, "Whether the execution was submitted.")
+    last_status = _mirror(lambda ex: ex.last_status, "The last status seen (no request).")
 
     def start(self) -> str:
-        """Submit the execution; returns its id.
+        """Submit the execution; returns its id (once; later calls return the same id).
 
         Example:
-            >>> de.start()  # doctest: +SKIP
-            '8c0a...'
+            >>> de = d.compute(1, 2)
+            >>> de.start() == de.id
+            True
         """
         return _portal.call(self._async.start)
 
@@ -86,7 +103,7 @@ class DaisiExecution:
         negative or NaN raises ``ValueError`` before anything is sent.
 
         Example:
-            >>> de.result(timeout=30)  # doctest: +SKIP
+            >>> d.compute(5, 6).result(timeout=30)
             11
         """
         check_timeout(timeout)
@@ -102,61 +119,69 @@ class DaisiExecution:
         """The result: starts the execution if needed and blocks until it ends."""
         return self.result()
 
+    def wait(self) -> ExecutionStatus:
+        """Start if needed and block until the run ends; returns its final status."""
+        started_here = not self._async.started
+        return _portal.call(
+            self._async.wait, on_interrupt=self._async.cancel if started_here else None
+        )
+
     @property
     def status(self) -> ExecutionStatus:
         """The current status (``NOT_STARTED`` before ``start()``)."""
-        return _portal.call(self._current_status)
-
-    async def _current_status(self) -> ExecutionStatus:
-        return await self._async.status()
+        status: ExecutionStatus = _portal.call(_awaited, self._async.status())
+        return status
 
     @property
     def logs(self) -> list[str]:
         """The log lines printed so far."""
-        return _portal.call(self._all_logs)
+        return _portal.call(_awaited, self._async.logs())
 
-    async def _all_logs(self) -> list[str]:
-        return await self._async.logs()
-
-    def stream_logs(self) -> Iterator[str]:
+    def stream_logs(self) -> SyncIterator[str]:
         """Each log line as it is printed, until the run ends.
 
         Example:
-            >>> for line in de.stream_logs():  # doctest: +SKIP
-            ...     print(line)
+            >>> list(d.compute_(1, 2).stream_logs())
+            []
         """
-        agen = self._async.logs().__aiter__()
+        return _portal.iterate(_aiter(self._async.logs()))
 
-        async def step() -> tuple[bool, str]:
-            try:
-                return True, await agen.__anext__()
-            except StopAsyncIteration:
-                return False, ""
+    def stream_status(self) -> SyncIterator[ExecutionStatus]:
+        """The status now, then each change until a terminal one.
 
-        async def close() -> None:
-            await agen.aclose()  # type: ignore[attr-defined]
-
-        try:
-            while True:
-                more, line = _portal.call(step)
-                if not more:
-                    return
-                yield line
-        finally:
-            _portal.call(close)
+        Example:
+            >>> [str(s) for s in d.compute_(1, 2).stream_status()][-1]
+            'FINISHED'
+        """
+        return _portal.iterate(_aiter(self._async.status()))
 
     def cancel(self) -> ExecutionStatus:
         """Stop the remote run; returns the final status."""
         return _portal.call(self._async.cancel)
 
 
-class DaisiMapExecution:
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def _aiter(view: Any) -> AsyncIterator[Any]:
+    items: AsyncIterator[Any] = view.__aiter__()
+    return items
+
+
+@public
+class DaisiMapExecution(Closing):
     """Many calls of one endpoint, with a bound on those in flight.
 
+    Iterating yields each value (in input order unless ``ordered=False``); leaving the
+    loop early (``break``) cancels the executions still in flight.
+
     Example:
-        >>> m = d.map("compute", [(i, 1) for i in range(10)])  # doctest: +SKIP
-        >>> m.value  # doctest: +SKIP
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+        >>> m = d.map("compute", [(i, 1) for i in range(5)])
+        >>> m.value
+        [1, 2, 3, 4, 5]
+        >>> for total in d.map("compute", [(i, 1) for i in range(100)]):
+        ...     break  # the other executions are cancelled
     """
 
     def __init__(self, daisi: Daisi, run: MapRun) -> None:
@@ -166,25 +191,18 @@ class DaisiMapExecution:
 
     @property
     def value(self) -> list[Any]:
-        """Every result (in input order unless ``ordered=False``); blocks until done."""
+        """Every result, as a list; blocks until done."""
         if self._values is None:
-            self._values = list(self)
+            self._values = _portal.call(_awaited, self._run)
         return self._values
 
-    def __iter__(self) -> Iterator[Any]:
-        agen = self._run.__aiter__()
+    def __iter__(self) -> SyncIterator[Any]:
+        return _portal.iterate(self._run.__aiter__())
 
-        async def step() -> tuple[bool, Any]:
-            try:
-                return True, await agen.__anext__()
-            except StopAsyncIteration:
-                return False, None
-
-        while True:
-            more, value = _portal.call(step)
-            if not more:
-                return
-            yield value
+    def close(self) -> None:
+        """Stop: cancel the executions in flight and start no more (also at the end of a
+        ``with`` block)."""
+        _portal.call(self._run.aclose)
 
     @property
     def executions(self) -> list[DaisiExecution]:
@@ -192,35 +210,37 @@ class DaisiMapExecution:
         return [DaisiExecution(self.daisi, ex) for ex in self._run.executions]
 
 
+@public
 class SyncWorkers:
     """The Daisi's worker pool, as pydaisi shows it.
 
     Example:
-        >>> d.workers.number      # doctest: +SKIP
+        >>> d.workers.number
         1
-        >>> d.workers.set(3)      # doctest: +SKIP
-        'Setting the number of workers to 3'
+        >>> d.workers.set(1)
+        'Setting the number of workers to 1'
     """
 
-    def __init__(self, daisi: Daisi) -> None:
-        self._daisi = daisi
+    def __init__(self, daisi: AsyncDaisi) -> None:
+        self._workers = daisi.workers
 
     @property
     def number(self) -> int:
         """The current pool size."""
-        return _portal.call(self._daisi._async.workers.number)
+        return _portal.call(self._workers.number)
 
     @property
     def status(self) -> str:
         """``ready_to_update``, ``increasing`` or ``decreasing``."""
-        return _portal.call(self._daisi._async.workers.status)
+        return _portal.call(self._workers.status)
 
     def set(self, number: int) -> str:
         """Ask for ``number`` workers."""
-        return _portal.call(self._daisi._async.workers.set, number)
+        return _portal.call(self._workers.set, number)
 
 
-class Daisi:
+@public
+class Daisi(Closing, DaisiFace):
     """A Daisi for scripts and notebooks: endpoints are attributes returning executions.
 
     Connects when created (``name``, ``"owner/name"`` or a UUID). All ``Daisi`` objects
@@ -228,37 +248,34 @@ class Daisi:
     :class:`AsyncDaisi`, checked before anything starts (``ValueError`` / ``TypeError``).
 
     Example:
-        >>> with Daisi("Add Two Numbers") as d:  # doctest: +SKIP
+        >>> with Daisi("Add Two Numbers") as d:
         ...     de = d.compute(firstNumber=5, secondNumber=6)
         ...     print(de.value)
         11
     """
 
+    _call_note = "Returns a lazy execution: ``.value`` for the result."
+
     def __init__(
-        self,
-        name_or_id: str,
-        *,
-        base_url: str | None = None,
-        access_token: str | None = None,
-        timeout: float | httpx.Timeout | None = None,
-        retries: int | RetryPolicy | None = None,
-    ) -> None:
+        self, name_or_id: str, *, base_url: str | None = None, access_token: str | None = None,
+        timeout: float | httpx.Timeout | None = None, retries: int | RetryPolicy | None = None,
+    ) -> None:  # fmt: skip
         check_text(name_or_id, name="name_or_id")
         Settings.resolve(
             base_url=base_url, access_token=access_token, timeout=timeout, retries=retries
         )
+        self._functions = {}
+        self._closed = True
         _portal.acquire()
-        self._closed = False
         try:
             self._async = _portal.call(
                 _connect, name_or_id, base_url, access_token, timeout, retries
             )
         except BaseException:
-            self._closed = True
             _portal.release()
             raise
-        self._functions: dict[str, Callable[..., Any]] = {}
-        self.workers = SyncWorkers(self)
+        self._closed = False
+        self.workers = SyncWorkers(self._async)
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -271,89 +288,15 @@ class Daisi:
         finally:
             _portal.release()
 
-    def __enter__(self) -> Daisi:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # -- description -----------------------------------------------------------------------
-    @property
-    def id(self) -> str:
-        """The Daisi's id."""
-        return self._async.id
-
-    @property
-    def name(self) -> str:
-        """The Daisi's name."""
-        return self._async.name
-
-    @property
-    def description(self) -> str:
-        """The Daisi's description."""
-        return self._async.description
-
-    @property
-    def endpoints(self) -> list[str]:
-        """The endpoint names."""
-        return self._async.endpoints
-
-    def __repr__(self) -> str:
-        return f"<Daisi {self.name!r} id={self.id}>"
-
-    def __dir__(self) -> Iterable[str]:
-        names = set(super().__dir__())
-        names.update(self.endpoints)
-        names.update(f"{n}_" for n in self.endpoints)
-        return sorted(names)
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("__") or "_async" not in self.__dict__:
-            raise AttributeError(name)
-        fn = self._functions.get(name)
-        if fn is not None:
-            return fn
-        eps = self._async.endpoints
-        if name in eps:
-            fn = self._endpoint_function(name, submit=False)
-        elif name.endswith("_") and name[:-1] in eps:
-            fn = self._endpoint_function(name[:-1], submit=True)
-        else:
-            raise AttributeError(f"Daisi {self.name!r} has no endpoint {name!r}")
-        self._functions[name] = fn
-        return fn
-
-    def _endpoint_function(self, endpoint: str, *, submit: bool) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> DaisiExecution:
-            return self.call(endpoint, *args, **kwargs)
-
-        def submit_now(*args: Any, **kwargs: Any) -> DaisiExecution:
-            return self.submit(endpoint, *args, **kwargs)
-
-        fn = submit_now if submit else call
-        fn.__name__ = endpoint + ("_" if submit else "")
-        fn.__qualname__ = f"{self.name}.{fn.__name__}"
-        doc = self._async.info.endpoints[endpoint].get("doc") or ""
-        note = (
-            "Submitted at once; returns the started execution."
-            if submit
-            else "Returns a lazy execution: ``.value`` for the result."
-        )
-        fn.__doc__ = f"{doc}\n\n{note}" if doc else note
-        setattr(fn, "__signature__", self._async.signature(endpoint))  # noqa: B010
-        return fn
+    def _face_session(self) -> Session:
+        return self._async._face_session()
 
     # -- calling ---------------------------------------------------------------------------
     def call(self, endpoint: str, /, *args: Any, **kwargs: Any) -> DaisiExecution:
         """A lazy execution of ``endpoint`` (for names that clash with methods).
 
         Example:
-            >>> d.call("compute", 5, 6).value  # doctest: +SKIP
+            >>> d.call("compute", 5, 6).value
             11
         """
         args = tuple(_unwrap(a) for a in args)
@@ -364,26 +307,36 @@ class Daisi:
         """Start an execution of ``endpoint`` now and return it.
 
         Example:
-            >>> de = d.submit("compute", 5, 6)  # doctest: +SKIP
+            >>> d.submit("compute", 5, 6).id is not None
+            True
         """
         de = self.call(endpoint, *args, **kwargs)
         de.start()
         return de
 
-    def map(
-        self,
-        func: str = "compute",
-        args_list: Iterable[Any] | None = None,
-        *,
-        max_concurrency: int = 64,
-        ordered: bool = True,
-        return_exceptions: bool = False,
-    ) -> DaisiMapExecution:
-        """Call ``func`` once per item (dict of keyword arguments, tuple, or one value).
+    def execution(self, execution_id: str) -> DaisiExecution:
+        """Attach to an execution of this Daisi made elsewhere, by its id.
 
         Example:
-            >>> d.map("compute", [(i, 1) for i in range(3)]).value  # doctest: +SKIP
+            >>> eid = d.compute(2, 2).start()
+            >>> d.execution(eid).value
+            4
+        """
+        return DaisiExecution(self, _portal.call(self._async.execution, execution_id))
+
+    def map(
+        self, func: str = "compute", args_list: Iterable[Any] | None = None, *,
+        max_concurrency: int = 64, ordered: bool = True, return_exceptions: bool = False,
+    ) -> DaisiMapExecution:  # fmt: skip
+        """Call ``func`` once per item (dict of keyword arguments, tuple, or one value).
+
+        The names ``func`` and ``args_list`` are pydaisi's.
+
+        Example:
+            >>> d.map("compute", [(i, 1) for i in range(3)]).value
             [1, 2, 3]
+            >>> d.map(func="compute", args_list=[{"firstNumber": 1, "secondNumber": 1}]).value
+            [2]
         """
         run = self._async.map(
             func,
@@ -394,12 +347,31 @@ class Daisi:
         )
         return DaisiMapExecution(self, run)
 
+    def as_completed(
+        self, func: str = "compute", args_list: Iterable[Any] | None = None, *,
+        max_concurrency: int = 64, return_exceptions: bool = False,
+    ) -> SyncIterator[Any]:  # fmt: skip
+        """Like :meth:`map`, yielding results as they complete.
+
+        Example:
+            >>> sorted(d.as_completed("compute", [(1, 2), (3, 4)]))
+            [3, 7]
+        """
+        run = self.map(
+            func,
+            args_list,
+            max_concurrency=max_concurrency,
+            ordered=False,
+            return_exceptions=return_exceptions,
+        )
+        return iter(run)
+
     @staticmethod
     def run_parallel(*executions: DaisiExecution) -> list[Any]:
         """Start every execution together and return their values, in order.
 
         Example:
-            >>> Daisi.run_parallel(d.compute(1, 2), d.compute(3, 4))  # doctest: +SKIP
+            >>> Daisi.run_parallel(d.compute(1, 2), d.compute(3, 4))
             [3, 7]
         """
         return _portal.call(_gather, [de._async for de in executions])
@@ -408,21 +380,18 @@ class Daisi:
     def get_daisies(
         base_url: str | None = None, access_token: str | None = None
     ) -> list[dict[str, Any]]:
-        """The Daisies visible to the caller: ``[{"id", "name", "description"}]``, by name.
+        """The Daisies visible to the caller, by name (the same as :meth:`AsyncDaisi.list`).
 
         Example:
-            >>> [d["name"] for d in Daisi.get_daisies()]  # doctest: +SKIP
+            >>> "Add Two Numbers" in [d["name"] for d in Daisi.get_daisies()]
+            True
         """
         Settings.resolve(base_url=base_url, access_token=access_token)  # bad values: at once
         _portal.acquire()
         try:
-            found = _portal.call(_catalogue, base_url, access_token)
+            return _portal.call(_catalogue, base_url, access_token)
         finally:
             _portal.release()
-        return [
-            {"id": d["id"], "name": d["name"], "description": d.get("description", "")}
-            for d in found
-        ]
 
 
 async def _connect(
@@ -433,7 +402,7 @@ async def _connect(
     retries: int | RetryPolicy | None,
 ) -> AsyncDaisi:
     client = _portal.shared_client() if timeout is None else None
-    return await AsyncDaisi.connect(
+    daisi = AsyncDaisi(
         name_or_id,
         base_url=base_url,
         access_token=access_token,
@@ -441,6 +410,9 @@ async def _connect(
         timeout=timeout,
         retries=retries,
     )
+    daisi._session.face = "Daisi"
+    await daisi._session.open()
+    return daisi
 
 
 async def _catalogue(base_url: str | None, access_token: str | None) -> list[dict[str, Any]]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+from ._public import public
+
 API_PREFIX = "/pebble-api"
 """Every route, legacy or v1, lives under this prefix."""
 
@@ -21,6 +23,7 @@ MAX_WAIT_SECONDS = 60.0
 """The longest a single waiting request is held open by the server."""
 
 
+@public
 class ExecutionStatus(str, enum.Enum):
     """The status of an execution; transitions only move forward.
 

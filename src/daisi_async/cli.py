@@ -13,19 +13,17 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ._values import parse_size as _parse_size
 from .server.workers.environment import is_variable_name
-
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
 def parse_size(text: str) -> int:
-    """``"8GB"``, ``"512MiB"``, ``"1048576"`` -> bytes (binary units)."""
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 512MB, 8GB)")
-    unit = (m.group(2) or "").lower()[:1]
-    return int(float(m.group(1)) * _UNITS[unit])
+    """``"8GB"``, ``"512MiB"``, ``"1048576"`` -> bytes (binary units; see
+    :func:`daisi_async._values.parse_size`)."""
+    try:
+        return _parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:

@@ -22,12 +22,13 @@ Example:
 from __future__ import annotations
 
 import math
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..._values import parse_size
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -178,16 +179,10 @@ def _memory(data: Mapping[str, Any], errors: list[str]) -> int | None:
         return None
 
 
-_MEMORY_UNITS = {
-    "": 1,
-    "b": 1,
-    **{f"{p}{s}": 1024**power for power, p in enumerate("kmgt", 1) for s in ("", "b", "ib")},
-}
-_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
-
-
 def parse_memory(value: object) -> int:
     """Bytes from an int or a size string like ``"8GB"`` or ``"512 MiB"`` (units of 1024).
+
+    The one size rule of the project (:func:`daisi_async._values.parse_size`).
 
     Example:
         >>> parse_memory("512MB")
@@ -196,15 +191,4 @@ def parse_memory(value: object) -> int:
     Raises:
         ValueError: not a positive size.
     """
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and (match := _MEMORY_RE.match(value)):
-        unit = _MEMORY_UNITS.get(match.group(2).lower())
-        if unit is None:
-            raise ValueError(f"unknown size unit in {value!r}")
-        number = int(float(match.group(1)) * unit)
-    else:
-        raise ValueError(f"not a size: {value!r}")
-    if number <= 0:
-        raise ValueError(f"not a positive size: {value!r}")
-    return number
+    return parse_size(value)

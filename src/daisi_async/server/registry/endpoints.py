@@ -20,11 +20,11 @@ Example:
 from __future__ import annotations
 
 import ast
-import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..._values import is_strict_json
 from ..workers.program.loading import is_main_guard
 from .docstrings import param_descriptions
 from .schema import Endpoint, Param
@@ -157,16 +157,4 @@ def _json_default(node: ast.expr | None) -> Any:
         value = ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None
-    return value if _is_strict_json(value) else None
-
-
-def _is_strict_json(value: object) -> bool:
-    if value is None or isinstance(value, (str, bool, int)):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        return all(_is_strict_json(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_strict_json(v) for k, v in value.items())
-    return False
+    return value if is_strict_json(value) else None

@@ -11,13 +11,14 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 import pickle
 import sys
 from typing import Any
 
 import dill
+
+from daisi_async._values import PLAIN_DATA_NODES, classify
 
 from .failures import error, format_exception, safe_str
 
@@ -33,55 +34,9 @@ __all__ = [
 DEFAULT_INLINE_LIMIT = 65536
 """Results up to this many dill bytes travel in the ``done`` frame; larger ones go to a file."""
 
-_SCALARS = frozenset({str, int, bool, float, type(None), bytes, complex})
-_SEQUENCES = frozenset({list, tuple, set, frozenset})
 
-PLAIN_DATA_NODES = 1_000_000
-"""Results made only of builtin data and at most this many values are pickled by the
-C pickler (same bytes meaning, much faster than dill's pure-Python pickler)."""
-
-
-def classify(
-    value: object, json_nodes: int, max_nodes: int = PLAIN_DATA_NODES
-) -> tuple[bool, bool]:
-    """``(plain, strict_json)`` for ``value``.
-
-    ``plain``: made only of builtin scalars (None, bool, int, float, complex, str,
-    bytes) and list, tuple, set, frozenset and dict, with at most ``max_nodes``
-    values in all. ``strict_json``: plain, and made only of dict (str keys),
-    list, str, int, finite float, bool and None, with at most ``json_nodes``
-    values (a JSON text has at least one character per value).
-    """
-    stack = [value]
-    count = 0
-    strict = True
-    while stack:
-        v = stack.pop()
-        count += 1
-        if count > max_nodes:
-            return False, False
-        t = type(v)
-        if t is str or t is int or t is bool or v is None:
-            continue
-        if t is float:
-            if strict and not math.isfinite(v):  # type: ignore[arg-type]
-                strict = False
-        elif t is list:
-            stack.extend(v)  # type: ignore[arg-type]
-        elif t is dict:
-            for k, x in v.items():  # type: ignore[attr-defined]
-                if type(k) is not str:
-                    strict = False
-                stack.append(k)
-                stack.append(x)
-        elif t in _SEQUENCES:
-            strict = False
-            stack.extend(v)  # type: ignore[arg-type]
-        elif t in _SCALARS:
-            strict = False
-        else:
-            return False, False
-    return True, strict and count <= json_nodes
+# What a result is (plain data for the C pickler, strict JSON to inline) is decided by
+# the project's one rule, shared with the client (:mod:`daisi_async._values`).
 
 
 def _json_text(value: object, limit: int) -> str | None:

@@ -1,0 +1,80 @@
+"""Binary payloads: arguments uploaded as raw dill blobs, large results streamed down."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..._failures import json_of, replies
+from ..._serialization import LOCAL_VERSIONS, dumps, is_strict_json, loads
+from ..._transport import Transport, stream_errors
+from ..base import Ref
+from .routes import execution_path
+
+__all__ = ["Blobs"]
+
+
+class Blobs:
+    """Uploads and downloads of one server's blobs."""
+
+    def __init__(self, transport: Transport, remote_versions: dict[str, str] | None) -> None:
+        self.transport = transport
+        self.remote_versions = remote_versions
+
+    @property
+    def api(self) -> str:
+        """The server's API root (for messages)."""
+        return self.transport.api
+
+    async def encode(self, args: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Arguments as v1 Argument objects; non-JSON values are uploaded as dill blobs."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, value in args.items():
+            if isinstance(value, Ref):
+                out[name] = {"execution": value.execution_id}
+            elif is_strict_json(value):
+                out[name] = {"value": value}
+            else:
+                out[name] = {"blob": await self.upload(dumps(value, param=name))}
+        return out
+
+    @replies
+    async def upload(self, data: bytes | memoryview) -> str:
+        """Store dill bytes on the server; returns the blob key."""
+        r = await self.transport.request(
+            "POST",
+            "/v1/blobs",
+            content=data,
+            headers={
+                "content-type": "application/octet-stream",
+                "x-daisi-python": LOCAL_VERSIONS["python"],
+                "x-daisi-dill": LOCAL_VERSIONS["dill"],
+            },
+            idempotent=True,
+        )
+        return str(json_of(r)["key"])
+
+    @replies
+    async def download(self, eid: str, size: int) -> Any:
+        """Stream a large result into one buffer (no intermediate copies) and open it."""
+        async with self.transport.stream("GET", execution_path(eid, "/result")) as response:
+            length = int(response.headers.get("content-length") or size or 0)
+            buf = bytearray(length)
+            view = memoryview(buf)
+            pos = 0
+            with stream_errors(response):
+                async for chunk in response.aiter_raw(1 << 20):
+                    end = pos + len(chunk)
+                    if end > length:  # longer than announced: grow (rare)
+                        view.release()
+                        buf.extend(bytes(end - length))
+                        length = end
+                        view = memoryview(buf)
+                    view[pos:end] = chunk
+                    pos = end
+            view.release()
+            del buf[pos:]
+            if response.headers.get("content-type", "").startswith("application/json"):
+                return json.loads(buf)
+        return loads(memoryview(buf), remote=self.remote_versions)
