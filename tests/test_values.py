@@ -11,7 +11,7 @@ import pytest
 from daisi_async import _values
 from daisi_async._serialization import is_strict_json
 from daisi_async.cli import parse_size as cli_parse_size
-from daisi_async.server import _worker_main
+from daisi_async.server.workers.program import results as _worker_results
 from daisi_async.server.registry import load_daisi, parse_memory
 
 
@@ -41,7 +41,7 @@ VALUES = [
 @pytest.mark.parametrize("value", VALUES, ids=ascii)
 def test_client_and_worker_agree_on_strict_json(value: object) -> None:
     """The client's inline arguments and the worker's inline results follow one rule."""
-    plain, strict = _worker_main.classify(value, json_nodes=1000)
+    plain, strict = _worker_results.classify(value, json_nodes=1000)
     assert strict == is_strict_json(value)
     if strict:
         assert plain
@@ -52,7 +52,7 @@ def test_deep_nesting_is_not_strict_json_anywhere() -> None:
     for _ in range(_values.MAX_JSON_DEPTH + 5):
         deep = [deep]
     assert not is_strict_json(deep)
-    assert _worker_main.classify(deep, json_nodes=10_000) == (True, False)
+    assert _worker_results.classify(deep, json_nodes=10_000) == (True, False)
 
 
 def test_a_default_that_is_not_unicode_is_not_a_json_default(tmp_path: Path) -> None:

@@ -26,10 +26,10 @@ class Workers:
     """The Daisi's worker pool (its size is adjustable at run time).
 
     Example:
-        >>> await d.workers.number()
-        1
         >>> await d.workers.set(1)
         'Setting the number of workers to 1'
+        >>> await d.workers.number()
+        1
     """
 
     def __init__(self, session: Session) -> None:

@@ -215,10 +215,10 @@ class SyncWorkers:
     """The Daisi's worker pool, as pydaisi shows it.
 
     Example:
-        >>> d.workers.number
-        1
         >>> d.workers.set(1)
         'Setting the number of workers to 1'
+        >>> d.workers.number
+        1
     """
 
     def __init__(self, daisi: AsyncDaisi) -> None:
