@@ -11,8 +11,8 @@ import pytest
 from daisi_async import _values
 from daisi_async._serialization import is_strict_json
 from daisi_async.cli import parse_size as cli_parse_size
-from daisi_async.server.workers.program import results as _worker_results
 from daisi_async.server.registry import load_daisi, parse_memory
+from daisi_async.server.workers.program import results as _worker_results
 
 
 class _Colour(enum.IntEnum):
