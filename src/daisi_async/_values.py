@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "classify",
     "is_strict_json",
     "is_unicode",
+    "is_uuid",
     "parse_size",
 ]
 
@@ -170,3 +172,17 @@ def parse_size(value: object) -> int:
     if number <= 0:
         raise ValueError(f"not a positive size: {value!r}")
     return number
+
+
+def is_uuid(text: str) -> bool:
+    """Whether ``text`` is a UUID (Daisi and execution ids are).
+
+    Example:
+        >>> is_uuid("6f1c2a52-3b5e-4f0e-9a57-0d4a1a1e9d11"), is_uuid("Add Two Numbers")
+        (True, False)
+    """
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

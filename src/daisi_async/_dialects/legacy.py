@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import re
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +22,7 @@ from .._failures import RETRY_STATUSES, error_body, error_from_response, json_of
 from .._failures import reply_stream as _reply_stream
 from .._serialization import dumps, is_strict_json, loads
 from .._transport import Transport
+from .._values import is_uuid
 from .._wire import LOOKUP_PREFIX, ExecutionStatus
 from .base import DaisiInfo, Dialect, Ref, RemoteState
 
@@ -49,14 +49,6 @@ class _Poll:
     async def sleep(self) -> None:
         await anyio.sleep(self.delay)
         self.delay = min(POLL_MAX, self.delay * POLL_GROWTH)
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _legacy_status(value: Any) -> ExecutionStatus:
@@ -135,7 +127,7 @@ class LegacyDialect(Dialect):
 
     @replies
     async def connect(self, name_or_id: str) -> DaisiInfo:
-        if _is_uuid(name_or_id):
+        if is_uuid(name_or_id):
             r = await self.request("GET", f"/pebbles/{name_or_id}")
             body = dict(json_of(r))
             body.setdefault("id", name_or_id)

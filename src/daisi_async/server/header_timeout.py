@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -76,20 +76,33 @@ class _Deadline:
             transport.close()
 
 
-class H11HeaderTimeout(H11Protocol):
-    """uvicorn's h11 protocol with a request-header deadline."""
+class _OnTheClock:
+    """What both protocols share: a deadline armed on a new connection, stopped on close.
+
+    Mixed in before the uvicorn protocol class, whose ``__init__`` sets ``self.loop``.
+    """
 
     header_timeout = 5.0
+    loop: asyncio.AbstractEventLoop
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline = _Deadline(self.loop, self.header_timeout)
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Start the clock on a new connection."""
-        super().connection_made(transport)
-        self._deadline.transport = transport
+        super().connection_made(transport)  # type: ignore[misc]
+        self._deadline.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         self._deadline.arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the clock."""
+        self._deadline.cancel()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+class H11HeaderTimeout(_OnTheClock, H11Protocol):
+    """uvicorn's h11 protocol with a request-header deadline."""
 
     def data_received(self, data: bytes) -> None:
         """Start the clock on the first byte of a request; stop it once its headers are in."""
@@ -105,11 +118,6 @@ class H11HeaderTimeout(H11Protocol):
         if self.conn.their_state is h11.IDLE and self.conn.trailing_data[0]:
             self._deadline.arm()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the clock."""
-        self._deadline.cancel()
-        super().connection_lost(exc)
-
 
 def _httptools_class() -> type[asyncio.Protocol] | None:
     try:
@@ -117,20 +125,8 @@ def _httptools_class() -> type[asyncio.Protocol] | None:
     except ImportError:  # httptools is not installed
         return None
 
-    class HttpToolsHeaderTimeout(HttpToolsProtocol):
+    class HttpToolsHeaderTimeout(_OnTheClock, HttpToolsProtocol):
         """uvicorn's httptools protocol with a request-header deadline."""
-
-        header_timeout = 5.0
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._deadline = _Deadline(self.loop, self.header_timeout)
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            """Start the clock on a new connection."""
-            super().connection_made(transport)
-            self._deadline.transport = transport
-            self._deadline.arm()
 
         def on_message_begin(self) -> None:
             """Start the clock on the first byte of a request."""
@@ -141,11 +137,6 @@ def _httptools_class() -> type[asyncio.Protocol] | None:
             """Stop the clock: the headers are in."""
             self._deadline.cancel()
             super().on_headers_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            """Stop the clock."""
-            self._deadline.cancel()
-            super().connection_lost(exc)
 
     return HttpToolsHeaderTimeout
 

@@ -8,6 +8,7 @@ valid Unicode), its numbers with :func:`query_int`, :func:`query_seconds`,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import dill
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from .auth import AuthError
 from .engine import INLINE_RESULT_BYTES, Runtime
@@ -375,3 +376,28 @@ def asked_workers(rt: Runtime, body: dict[str, Any], name: str) -> int:
     """The number of workers asked for in ``body[name]``: 1 to the server's cap, else 422."""
     cap = rt.config.max_workers
     return json_count(body, name, minimum=1, maximum=cap, why=" (this server's --max-workers)")
+
+
+# -- server-sent events ------------------------------------------------------------------
+
+KEEPALIVE_SECONDS = 15.0
+"""An event stream with nothing to say sends a comment this often (proxies keep it)."""
+KEEPALIVE = b": keep-alive\n\n"
+
+
+async def woken(wake: asyncio.Event, timeout: float = KEEPALIVE_SECONDS) -> bool:
+    """Wait for ``wake``; False when ``timeout`` passes first (time for a keep-alive)."""
+    try:
+        await asyncio.wait_for(wake.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+def sse_response(stream: AsyncIterator[bytes]) -> StreamingResponse:
+    """A ``text/event-stream`` reply that no proxy buffers or caches."""
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )

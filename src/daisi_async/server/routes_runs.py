@@ -10,25 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from .._wire import ExecutionStatus
 from .engine import Runtime
 from .errors import bad_request
-from .http import caller, dumps, execution_json, json_response, query_int, runtime
+from .http import (
+    KEEPALIVE,
+    caller,
+    dumps,
+    execution_json,
+    json_response,
+    query_int,
+    runtime,
+    sse_response,
+    woken,
+)
 from .store import Event, ExecutionRecord, valid_key
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "RunFilter", "feed", "list_executions", "run_filter"]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-KEEPALIVE_SECONDS = 15.0
 FEED_BACKLOG = 10_000
 """Status changes held for one slow feed reader; past that its stream ends (it reloads)."""
 
@@ -163,15 +171,9 @@ async def feed(request: Request) -> Response:
                     yield b"event: overflow\ndata: {}\n\n"
                     return
                 wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), KEEPALIVE_SECONDS)
-                    continue
-                yield b": keep-alive\n\n"
+                if not await woken(wake):
+                    yield KEEPALIVE
         finally:
             remove()
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
+    return sse_response(stream())

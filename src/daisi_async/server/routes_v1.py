@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import platform
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +18,7 @@ from . import routes_runs
 from .engine import INLINE_RESULT_BYTES, Runtime
 from .errors import ApiError, bad_request, not_found
 from .http import (
+    KEEPALIVE,
     asked_workers,
     bounded_stream,
     caller,
@@ -34,12 +34,13 @@ from .http import (
     read_json,
     require_owner,
     runtime,
+    sse_response,
+    woken,
 )
 from .store import Blob, BlobTooLarge, Event, ExecutionRecord, Store
 
 FEATURES = ["blobs", "wait", "multiwait", "events", "batch", "cancel", "idempotency"]
 MAX_BATCH = 10_000
-KEEPALIVE_SECONDS = 15.0
 
 
 async def capabilities(request: Request) -> Response:
@@ -300,18 +301,12 @@ async def events(request: Request) -> Response:
                         return
                 if rec.status.is_terminal and seq >= rec.seq:
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), KEEPALIVE_SECONDS)
-                    continue
-                yield b": keep-alive\n\n"
+                if not await woken(wake):
+                    yield KEEPALIVE
         finally:
             remove()
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
+    return sse_response(stream())
 
 
 async def cancel(request: Request) -> Response:

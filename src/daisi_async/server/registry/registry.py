@@ -7,9 +7,9 @@ Example:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Iterator
 
+from ..._values import is_uuid
 from .spec import DaisiSpec
 
 __all__ = ["Registry"]
@@ -49,7 +49,7 @@ class Registry:
     def find(self, name_or_id: str) -> DaisiSpec | None:
         """The Daisi called ``name_or_id`` (an id, ``owner/name`` or ``name``), or None."""
         text = name_or_id.strip()
-        if _is_uuid(text):
+        if is_uuid(text):
             return self.get(text)
         key = text.lower()
         if "/" in key:
@@ -70,11 +70,3 @@ class Registry:
 
     def __iter__(self) -> Iterator[DaisiSpec]:
         return iter(self._specs)
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True

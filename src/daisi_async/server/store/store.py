@@ -164,10 +164,11 @@ class Store(BlobMethods, Queries):
         # fail it (only it) with a message that says so.
         message = f"the runtime could not store this execution's output: {exc!r}"
         rec.target = rec.status  # the failed changes never happened
-        self._finish(
+        self.finish(
             rec,
             ExecutionStatus.FAILED,
-            error={"type": STORAGE_FAILED, "message": storable_text(message), "traceback": ""},
+            error={"type": STORAGE_FAILED, "message": message, "traceback": ""},
+            force=True,
         )
 
     def _storage_error(self, kept: Iterable[Op], err: StorageError) -> None:
@@ -380,32 +381,17 @@ class Store(BlobMethods, Queries):
         error: dict[str, str] | None = None,
         result: tuple[str, bytes | Path, int] | None = None,
         result_json: str | None = None,
+        force: bool = False,
     ) -> bool:
         """Move to a terminal status; False if the execution had already ended.
 
         ``result`` is ``(key, bytes or file, size)``: the result blob, stored in the
-        same transaction as the status.
+        same transaction as the status. ``force``: even over an end that was asked for
+        but never stored (the store's own failure of an execution).
         """
-        if rec.latest.is_terminal:
+        if rec.latest.is_terminal and not force:
             return False
-        self._finish(
-            rec,
-            status,
-            error=storable(error) if error else None,
-            result=result,
-            result_json=result_json,
-        )
-        return True
-
-    def _finish(
-        self,
-        rec: ExecutionRecord,
-        status: ExecutionStatus,
-        *,
-        error: dict[str, str] | None = None,
-        result: tuple[str, bytes | Path, int] | None = None,
-        result_json: str | None = None,
-    ) -> None:
+        error = storable(error) if error else None
         rec.target = status
         finished = time.time()
         statements: list[tuple[str, tuple[Any, ...]]] = []
@@ -440,6 +426,7 @@ class Store(BlobMethods, Queries):
             rec.result_json = result_json
 
         self._event(rec, "status", status.value, None, statements, apply)
+        return True
 
     def log(self, rec: ExecutionRecord, stream: str, line: str) -> None:
         """Append one log line (ignored once the execution has ended)."""
