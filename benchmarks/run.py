@@ -1,4 +1,5 @@
-"""daisi-async benchmarks: DESIGN.md §6, measured in one run against one local runtime.
+"""daisi-async benchmarks: the performance targets of benchmarks/README.md, measured in
+one run against one local runtime.
 
 Starts ``daisi serve`` on a loopback port (serving Add Two Numbers, Echo and the
 benchmark-only Bench Daisi), then measures, side by side:
@@ -376,7 +377,7 @@ def scenario_logs(rt: LocalRuntime, loop: LoopThread, s: Settings) -> dict[str, 
 
 
 # == the table ===========================================================================
-# DESIGN §6's ratios of p50 latencies: (label, numerator, denominator, bound, is upper)
+# The targets' ratios of p50 latencies: (label, numerator, denominator, bound, is upper)
 RATIOS = [
     ("1 ratio async / raw floor", "async", "floor", 3.0, True),
     ("1 ratio pydaisi / async", "pydaisi", "async", 10.0, False),
@@ -573,7 +574,7 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
 
 # == main ================================================================================
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="daisi-async benchmarks (DESIGN.md §6)")
+    parser = argparse.ArgumentParser(description="daisi-async benchmarks (benchmarks/README.md)")
     parser.add_argument("--quick", action="store_true", help="smaller counts (< 60 s)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument(

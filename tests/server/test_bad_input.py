@@ -1,4 +1,5 @@
-"""Bad input over raw HTTP (DESIGN §7): precise 4xx replies, nothing created, no 500.
+"""Bad input over raw HTTP (docs/protocol.md, "Hostile input"): precise 4xx replies,
+nothing created, no 500.
 
 Every test here checks, through an autouse fixture, that the number of executions
 (and of uploaded blobs) in the store did not change and that the server still runs

@@ -1,4 +1,4 @@
-"""Faults over raw HTTP (DESIGN §4, §7): crashes, limits, broken Daisies, bad pickles.
+"""Faults over raw HTTP (README "Guarantees"): crashes, limits, broken Daisies, bad pickles.
 
 One runtime (with a 300 MB memory limit per execution) serves Daisies written into a
 temporary folder by the module fixture. Each fault must fail its own execution with a

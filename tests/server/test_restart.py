@@ -1,4 +1,4 @@
-"""Durability across server restarts (DESIGN §4 "Store"), with one store folder.
+"""Durability across server restarts (README "Guarantees"), with one store folder.
 
 Finished executions, their logs, results and uploaded blobs survive a restart; an
 execution running when the server is killed is FAILED "interrupted by a server
