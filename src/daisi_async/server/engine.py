@@ -458,8 +458,9 @@ class Runtime:
 
     async def wait_many(
         self, eids: list[str], *, timeout: float
-    ) -> AsyncIterator[ExecutionRecord | list[str]]:
-        """Yield each execution as it ends (ended ones first), then the list still pending.
+    ) -> AsyncIterator[tuple[list[ExecutionRecord], list[str] | None]]:
+        """Yield ``(ended, None)`` with the executions that ended since the last yield (all
+        those ready at once, so a stream writes them together), then ``([], pending)``.
 
         The wait ends early (the rest listed as pending) when the store fails to commit
         the changes of one of them: the caller is told at once and may wait again.
@@ -502,8 +503,18 @@ class Runtime:
                     break
                 if item is None:
                     break
-                yield item
-            yield list(pending)
+                ended = [item]
+                stop = False
+                while not queue.empty():
+                    more = queue.get_nowait()
+                    if more is None:
+                        stop = True
+                        break
+                    ended.append(more)
+                yield ended, None
+                if stop:
+                    break
+            yield [], list(pending)
         finally:
             for remove in removers:
                 remove()

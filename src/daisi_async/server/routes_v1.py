@@ -206,11 +206,14 @@ async def _ndjson_waits(
 ) -> AsyncIterator[bytes]:
     if first is not None:
         yield _line(first)
-    async for item in rt.wait_many(ids, timeout=timeout):
-        if isinstance(item, list):
-            yield _line({"type": "end", "pending": item})
-        else:
-            yield _line({"type": "done", "execution": execution_json(rt, item, with_result=True)})
+    async for ended, pending in rt.wait_many(ids, timeout=timeout):
+        if pending is not None:
+            yield _line({"type": "end", "pending": pending})
+        else:  # one write for all that ended together
+            yield b"".join(
+                _line({"type": "done", "execution": execution_json(rt, rec, with_result=True)})
+                for rec in ended
+            )
 
 
 async def wait_many(request: Request) -> Response:
