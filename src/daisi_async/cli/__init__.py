@@ -14,17 +14,48 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 
 import click
 
 from .. import __version__
-from . import calls, listing, serve
 
 __all__ = ["cli", "main"]
 
+VERBS = {
+    "serve": "serve:serve",
+    "ls": "listing:ls",
+    "runs": "listing:runs",
+    "call": "calls:call",
+    "status": "calls:status",
+    "logs": "calls:logs",
+    "cancel": "calls:cancel",
+}
+"""Each verb and where it lives (``module:name`` in this package)."""
 
-@click.group(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+
+class _Verbs(click.Group):
+    """A group that imports a verb's module only when that verb is used (``daisi
+    serve`` loads no HTTP client; ``daisi ls`` no server)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(VERBS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = VERBS.get(cmd_name)
+        if where is None:
+            return None
+        module, name = where.split(":")
+        command = getattr(importlib.import_module(f".{module}", __name__), name)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=_Verbs,
+    context_settings={"show_default": True, "help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "--version", prog_name="daisi", message="%(prog)s %(version)s")
 def cli() -> None:
     """Call and serve Daisies (Python functions served over HTTP).
@@ -32,11 +63,6 @@ def cli() -> None:
     The client verbs talk to the server at --base-url (or $DAISI_BASE_URL), with
     --token (or $DAISI_ACCESS_TOKEN). Exit codes: 0 ok, 1 remote failure, 2 usage.
     """
-
-
-cli.add_command(serve.serve)
-for command in (*listing.COMMANDS, *calls.COMMANDS):
-    cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

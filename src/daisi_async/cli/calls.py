@@ -28,7 +28,7 @@ from .remote import Remote, RemoteFailure, remote_options, run
 if TYPE_CHECKING:
     from .._execution import AsyncDaisiExecution
 
-__all__ = ["COMMANDS", "call", "cancel", "logs", "parse_arguments", "status"]
+__all__ = ["call", "cancel", "logs", "parse_arguments", "status"]
 
 CANCEL_GRACE = 10.0
 """Seconds ``daisi call`` gives the server to cancel the run after Ctrl-C."""
@@ -261,7 +261,3 @@ async def _cancel(remote: Remote, eid: str) -> int:
     if final.value == before and final.value != "CANCELLED":
         click.echo(f"execution {eid} had already ended", err=True)
     return 0
-
-
-COMMANDS = (call, status, logs, cancel)
-"""The verbs of this module, in the order ``daisi --help`` lists them."""

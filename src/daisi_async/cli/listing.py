@@ -20,7 +20,7 @@ from .._wire import ExecutionStatus
 from .output import echo_json, table, took, when
 from .remote import Remote, remote_options, run
 
-__all__ = ["COMMANDS", "ls", "runs"]
+__all__ = ["ls", "runs"]
 
 STATUSES = [s.value for s in ExecutionStatus if s is not ExecutionStatus.NOT_STARTED]
 
@@ -123,7 +123,3 @@ async def _runs(remote: Remote, filters: dict[str, Any], *, as_json: bool) -> in
     if len(found) == filters["limit"]:
         click.echo(f"more: daisi runs --before {found[-1]['id']}", err=True)
     return 0
-
-
-COMMANDS = (ls, runs)
-"""The verbs of this module, in the order ``daisi --help`` lists them."""
