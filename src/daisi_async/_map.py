@@ -99,6 +99,18 @@ class MapRun(AsyncClosing):
     def __await__(self) -> Generator[Any, None, list[Any]]:
         return self._collect().__await__()
 
+    def _show_progress(self) -> None:
+        """Draw the progress bar now, from the calling thread (the blocking face calls
+        this from the caller's thread, so that in Jupyter the bar shows in the cell that
+        asked for it); iterating draws it anyway."""
+        if self._tally is not None:
+            self._tally.start()
+
+    def _hide_progress(self) -> None:
+        """Stop drawing the bar (a no-op once stopped)."""
+        if self._tally is not None:
+            self._tally.stop()
+
     async def aclose(self) -> None:
         """Stop: cancel the executions in flight and start no more (a no-op once over)."""
         if not self.closed:
@@ -150,8 +162,7 @@ class MapRun(AsyncClosing):
 
     async def _iterate(self) -> AsyncIterator[Any]:
         window: list[AsyncDaisiExecution] = []
-        if self._tally is not None:
-            self._tally.start()
+        self._show_progress()
         try:
             await self._fill(window)
             while window:
@@ -167,8 +178,7 @@ class MapRun(AsyncClosing):
         finally:
             if not self.closed:  # a failure, a cancellation, or the consumer stopped
                 await self._cancel_rest()
-            if self._tally is not None:
-                self._tally.stop()
+            self._hide_progress()
 
     async def _first_done(self, window: list[AsyncDaisiExecution]) -> AsyncDaisiExecution:
         for ex in window:

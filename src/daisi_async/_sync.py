@@ -197,10 +197,15 @@ class DaisiMapExecution(Closing):
     def value(self) -> list[Any]:
         """Every result, as a list; blocks until done."""
         if self._values is None:
-            self._values = _portal.call(_awaited, self._run)
+            self._run._show_progress()  # the bar belongs to this thread (Jupyter's cell)
+            try:
+                self._values = _portal.call(_awaited, self._run)
+            finally:
+                self._run._hide_progress()
         return self._values
 
     def __iter__(self) -> SyncIterator[Any]:
+        self._run._show_progress()
         return _portal.iterate(self._run.__aiter__())
 
     def close(self) -> None:
@@ -389,7 +394,13 @@ class Daisi(Closing, DaisiFace):
             [3, 7]
         """
         tally = Tally.of(progress, total=len(executions), label="run_parallel")
-        return _portal.call(gather, [de._async for de in executions], tally)
+        if tally is None:
+            return _portal.call(gather, [de._async for de in executions], None)
+        tally.start()  # from this thread: in Jupyter, the bar shows in this cell
+        try:
+            return _portal.call(gather, [de._async for de in executions], tally)
+        finally:
+            tally.stop()
 
     @staticmethod
     def get_daisies(
