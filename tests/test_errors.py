@@ -346,7 +346,7 @@ async def test_garbled_reattach_and_workers(proxy: FaultProxy) -> None:
             with pytest.raises(DaisiProtocolError):
                 await d.workers.status()
             proxy.add_rule(
-                method="GET", path_contains="/collections/", action=status(200, JSON, b"{}")
+                method="GET", path_contains="/v1/daisies", action=status(200, JSON, b"{}")
             )
             with pytest.raises(DaisiProtocolError):
                 await AsyncDaisi.list(base_url=proxy.url)

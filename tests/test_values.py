@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import enum
 from pathlib import Path
 
+import click
 import pytest
 
 from daisi_async import _values
 from daisi_async._serialization import is_strict_json
-from daisi_async.cli import parse_size as cli_parse_size
+from daisi_async.cli.types import parse_size as cli_parse_size
 from daisi_async.server.registry import load_daisi, parse_memory
 from daisi_async.server.workers.program import results as _worker_results
 
@@ -79,7 +79,7 @@ def test_cli_and_daisi_toml_read_sizes_alike(text: str) -> None:
     except ValueError:
         expected = None
     if expected is None:
-        with pytest.raises(argparse.ArgumentTypeError):
+        with pytest.raises(click.BadParameter):
             cli_parse_size(text)
     else:
         assert cli_parse_size(text) == expected

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -16,7 +17,11 @@ from ._face import DaisiFace
 from ._failures import translate
 from ._map import MapOptions, MapRun
 from ._public import public
-from ._session import Session, catalogue
+from ._session import Session, catalogue, server
+from ._wire import ExecutionStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["AsyncDaisi", "Workers"]
 
@@ -198,20 +203,29 @@ class AsyncDaisi(DaisiFace):
     def map(
         self, endpoint: str, items: Iterable[Any], *,
         max_concurrency: int = 64, ordered: bool = True, return_exceptions: bool = False,
+        progress: bool | Console = False,
     ) -> MapRun:  # fmt: skip
         """Call ``endpoint`` once per item (a dict of keyword arguments, a tuple of
         positional ones, or one value) with at most ``max_concurrency`` in flight.
 
+        ``progress=True`` draws a progress bar (done, failed, running, rate) on stderr,
+        or in the notebook; a ``rich.console.Console`` draws it there. It needs rich
+        (``pip install 'daisi-async[progress]'``; else ``ImportError`` at once).
+
         Example:
             >>> await d.map("compute", [(i, 1) for i in range(5)])
             [1, 2, 3, 4, 5]
+            >>> totals = await d.map("compute", [(i, 1) for i in range(100)], progress=True)
+            >>> totals[-1]
+            100
         """
-        options = MapOptions(max_concurrency, ordered, return_exceptions)
-        return MapRun(self.call, endpoint, items, options)
+        options = MapOptions(max_concurrency, ordered, return_exceptions, progress)
+        return MapRun(self.call, endpoint, items, options, label=f"{self.name}.{endpoint}")
 
     def as_completed(
         self, endpoint: str, items: Iterable[Any], *,
         max_concurrency: int = 64, return_exceptions: bool = False,
+        progress: bool | Console = False,
     ) -> MapRun:  # fmt: skip
         """Like :meth:`map`, yielding results as they complete.
 
@@ -225,6 +239,7 @@ class AsyncDaisi(DaisiFace):
             max_concurrency=max_concurrency,
             ordered=False,
             return_exceptions=return_exceptions,
+            progress=progress,
         )
 
     # -- catalogue -------------------------------------------------------------------------
@@ -236,7 +251,9 @@ class AsyncDaisi(DaisiFace):
         client: httpx.AsyncClient | None = None,
     ) -> list[dict[str, Any]]:
         """The Daisies visible to the caller: ``[{"id", "name", "owner", "description",
-        ...}]``, sorted by name.
+        ...}]``, sorted by name. A Daisi runtime also gives each one's ``endpoints``,
+        ``state`` (``idle``, ``starting``, ``ready``, ``building``, ``broken``), why it is
+        ``broken`` (else None), ``public`` and ``workers``.
 
         Raises ``ValueError`` for a bad ``base_url`` before anything is sent.
 
@@ -246,3 +263,65 @@ class AsyncDaisi(DaisiFace):
         """
         settings = Settings.resolve(base_url=base_url, access_token=access_token)
         return await catalogue(settings, client)
+
+    @staticmethod
+    async def list_executions(
+        *,
+        daisi: str | None = None,
+        status: str | Iterable[str] | None = None,
+        limit: int = 50,
+        before: str | None = None,
+        base_url: str | None = None,
+        access_token: str | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """The caller's executions, newest first: ``[{"id", "daisi_id", "endpoint",
+        "status", "created_at", "started_at", "finished_at", "error"}]``.
+
+        ``daisi`` (a name, ``owner/name`` or id) and ``status`` (one status or several,
+        any case) filter; ``limit`` caps the number (pages are fetched as needed);
+        ``before`` (an execution id) lists only older ones. The caller's executions
+        are those made with its token (or, without a token, the anonymous ones). Bad
+        filters raise ``ValueError`` / ``TypeError`` before anything is sent; a server
+        without the v1 routes raises :class:`DaisiError`.
+
+        Example:
+            >>> eid = await d.compute(1, 2).start()
+            >>> [run["id"] for run in await AsyncDaisi.list_executions(limit=1)] == [eid]
+            True
+            >>> runs = await AsyncDaisi.list_executions(daisi="Add Two Numbers", status="queued")
+        """
+        filters = execution_filters(daisi=daisi, status=status, limit=limit, before=before)
+        settings = Settings.resolve(base_url=base_url, access_token=access_token)
+        async with server(settings, client) as dialect:
+            return await dialect.executions(**filters)
+
+
+def execution_filters(*, daisi: Any, status: Any, limit: Any, before: Any) -> dict[str, Any]:
+    """The filters of :meth:`AsyncDaisi.list_executions`, checked (``ValueError`` /
+    ``TypeError``) and in the dialect's terms."""
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    words = [status] if isinstance(status, str) or status is None else list(status)
+    statuses: list[str] = []
+    for word in words:
+        if word is None:
+            continue
+        if not isinstance(word, str):
+            raise TypeError(f"status must be a str or a list of str, not {type(word).__name__}")
+        try:
+            found = ExecutionStatus(word.strip().upper())
+        except ValueError:
+            found = ExecutionStatus.NOT_STARTED
+        if found is ExecutionStatus.NOT_STARTED:
+            known = ", ".join(s.value for s in ExecutionStatus if s is not found)
+            raise ValueError(f"status must be one of {known}, not {word!r}")
+        statuses.append(found.value)
+    return {
+        "daisi": None if daisi is None else check_text(daisi, name="daisi"),
+        "statuses": statuses,
+        "limit": limit,
+        "before": None if before is None else check_text(before, name="before"),
+    }

@@ -8,6 +8,7 @@ and what the server said about the Daisi. ``AsyncDaisi`` owns one; executions us
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from ._endpoints import Endpoints
 from ._errors import DaisiError, DaisiNotConnectedError, DaisiNotFoundError, did_you_mean
 from ._transport import Transport
 
-__all__ = ["Session", "catalogue"]
+__all__ = ["Session", "catalogue", "server"]
 
 
 class Session:
@@ -146,8 +147,16 @@ class Session:
 
 async def catalogue(settings: Settings, client: httpx.AsyncClient | None) -> list[dict[str, Any]]:
     """Every Daisi the caller can see on the server of ``settings``, sorted by name."""
+    async with server(settings, client) as dialect:
+        return await dialect.catalogue()
+
+
+@contextlib.asynccontextmanager
+async def server(settings: Settings, client: httpx.AsyncClient | None) -> AsyncIterator[Dialect]:
+    """The dialect of the server of ``settings``, for requests about no Daisi in
+    particular (the catalogue, executions by id, the list of executions)."""
     transport = Transport(settings, client)
     try:
-        return await (await choose_dialect(transport)).catalogue()
+        yield await choose_dialect(transport)
     finally:
         await transport.aclose()

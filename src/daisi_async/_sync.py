@@ -9,23 +9,27 @@ same namespace as the async face's (:class:`._endpoints.EndpointAttributes`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import anyio
 import httpx
 
 from . import _portal
 from ._closing import Closing
 from ._config import RetryPolicy, Settings, check_text, check_timeout
-from ._daisi import AsyncDaisi
+from ._daisi import AsyncDaisi, execution_filters
 from ._execution import AsyncDaisiExecution
 from ._face import DaisiFace, Derived
-from ._map import MapRun
+from ._map import MapRun, gather
 from ._portal import SyncIterator
+from ._progress import Tally
 from ._public import public
 from ._session import Session
 from ._wire import ExecutionStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["Daisi", "DaisiExecution", "DaisiMapExecution", "SyncWorkers"]
 
@@ -193,10 +197,15 @@ class DaisiMapExecution(Closing):
     def value(self) -> list[Any]:
         """Every result, as a list; blocks until done."""
         if self._values is None:
-            self._values = _portal.call(_awaited, self._run)
+            self._run._show_progress()  # the bar belongs to this thread (Jupyter's cell)
+            try:
+                self._values = _portal.call(_awaited, self._run)
+            finally:
+                self._run._hide_progress()
         return self._values
 
     def __iter__(self) -> SyncIterator[Any]:
+        self._run._show_progress()
         return _portal.iterate(self._run.__aiter__())
 
     def close(self) -> None:
@@ -327,16 +336,21 @@ class Daisi(Closing, DaisiFace):
     def map(
         self, func: str = "compute", args_list: Iterable[Any] | None = None, *,
         max_concurrency: int = 64, ordered: bool = True, return_exceptions: bool = False,
+        progress: bool | Console = False,
     ) -> DaisiMapExecution:  # fmt: skip
         """Call ``func`` once per item (dict of keyword arguments, tuple, or one value).
 
-        The names ``func`` and ``args_list`` are pydaisi's.
+        The names ``func`` and ``args_list`` are pydaisi's. ``progress=True`` draws a
+        progress bar (done, failed, running, rate) while the values are awaited: on
+        stderr, or in the notebook (needs ``pip install 'daisi-async[progress]'``).
 
         Example:
             >>> d.map("compute", [(i, 1) for i in range(3)]).value
             [1, 2, 3]
             >>> d.map(func="compute", args_list=[{"firstNumber": 1, "secondNumber": 1}]).value
             [2]
+            >>> d.map("compute", [(i, 1) for i in range(100)], progress=True).value[-1]
+            100
         """
         run = self._async.map(
             func,
@@ -344,12 +358,14 @@ class Daisi(Closing, DaisiFace):
             max_concurrency=max_concurrency,
             ordered=ordered,
             return_exceptions=return_exceptions,
+            progress=progress,
         )
         return DaisiMapExecution(self, run)
 
     def as_completed(
         self, func: str = "compute", args_list: Iterable[Any] | None = None, *,
         max_concurrency: int = 64, return_exceptions: bool = False,
+        progress: bool | Console = False,
     ) -> SyncIterator[Any]:  # fmt: skip
         """Like :meth:`map`, yielding results as they complete.
 
@@ -363,18 +379,28 @@ class Daisi(Closing, DaisiFace):
             max_concurrency=max_concurrency,
             ordered=False,
             return_exceptions=return_exceptions,
+            progress=progress,
         )
         return iter(run)
 
     @staticmethod
-    def run_parallel(*executions: DaisiExecution) -> list[Any]:
+    def run_parallel(*executions: DaisiExecution, progress: bool | Console = False) -> list[Any]:
         """Start every execution together and return their values, in order.
+
+        ``progress=True`` draws a progress bar, as :meth:`map` does.
 
         Example:
             >>> Daisi.run_parallel(d.compute(1, 2), d.compute(3, 4))
             [3, 7]
         """
-        return _portal.call(_gather, [de._async for de in executions])
+        tally = Tally.of(progress, total=len(executions), label="run_parallel")
+        if tally is None:
+            return _portal.call(gather, [de._async for de in executions], None)
+        tally.start()  # from this thread: in Jupyter, the bar shows in this cell
+        try:
+            return _portal.call(gather, [de._async for de in executions], tally)
+        finally:
+            tally.stop()
 
     @staticmethod
     def get_daisies(
@@ -390,6 +416,42 @@ class Daisi(Closing, DaisiFace):
         _portal.acquire()
         try:
             return _portal.call(_catalogue, base_url, access_token)
+        finally:
+            _portal.release()
+
+    @staticmethod
+    def list_executions(
+        *,
+        daisi: str | None = None,
+        status: str | Iterable[str] | None = None,
+        limit: int = 50,
+        before: str | None = None,
+        base_url: str | None = None,
+        access_token: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The caller's executions, newest first (see :meth:`AsyncDaisi.list_executions`).
+
+        Example:
+            >>> eid = d.compute(1, 2).start()
+            >>> Daisi.list_executions(limit=1)[0]["id"] == eid
+            True
+        """
+        execution_filters(daisi=daisi, status=status, limit=limit, before=before)  # at once
+        Settings.resolve(base_url=base_url, access_token=access_token)
+        _portal.acquire()
+        try:
+            return _portal.call(
+                functools.partial(
+                    AsyncDaisi.list_executions,
+                    daisi=daisi,
+                    status=status,
+                    limit=limit,
+                    before=before,
+                    base_url=base_url,
+                    access_token=access_token,
+                    client=_portal.shared_client(),
+                )
+            )
         finally:
             _portal.release()
 
@@ -419,27 +481,3 @@ async def _catalogue(base_url: str | None, access_token: str | None) -> list[dic
     return await AsyncDaisi.list(
         base_url=base_url, access_token=access_token, client=_portal.shared_client()
     )
-
-
-async def _gather(executions: list[AsyncDaisiExecution]) -> list[Any]:
-    """Every value, in order, or the first failure in argument order (as reading each
-    ``.value`` in turn would raise): a failure stops the waits for the later ones."""
-    results: list[Any] = [None] * len(executions)
-    errors: dict[int, Exception] = {}
-    scopes = [anyio.CancelScope() for _ in executions]
-
-    async def one(i: int, ex: AsyncDaisiExecution) -> None:
-        with scopes[i]:
-            try:
-                results[i] = await ex
-            except Exception as exc:
-                errors[i] = exc
-                for later in scopes[i + 1 :]:
-                    later.cancel()
-
-    async with anyio.create_task_group() as tg:
-        for i, ex in enumerate(executions):
-            tg.start_soon(one, i, ex)
-    if errors:
-        raise errors[min(errors)]
-    return results

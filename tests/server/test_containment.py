@@ -345,5 +345,6 @@ def test_env_pass_rejects_what_is_not_a_variable_name(tree: Path, tmp_path: Path
         env={**os.environ, "PYTHONPATH": PACKAGE_ROOT},
     )
     assert done.returncode == 2, done.stderr
-    assert f"argument --env-pass: not an environment variable name: {bad!r}" in done.stderr
+    message = f"Invalid value for '--env-pass': not an environment variable name: {bad!r}"
+    assert message in done.stderr
     assert not store.exists()  # rejected before anything was created

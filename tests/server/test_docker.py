@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from daisi_async.cli import build_parser
+from daisi_async.cli.serve import settings_of
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -28,8 +28,9 @@ def _instruction(name: str) -> str:
 def test_entrypoint_is_a_valid_daisi_serve_on_all_interfaces() -> None:
     entry = json.loads(_instruction("ENTRYPOINT"))
     assert entry[:3] == ["daisi", "serve", "/daisies"]
-    args = build_parser().parse_args(entry[1:])
-    assert (args.host, args.port, str(args.store)) == ("0.0.0.0", 8421, "/store")
+    settings = settings_of(entry[2:])
+    assert (settings.server["host"], settings.server["port"]) == ("0.0.0.0", 8421)
+    assert (str(settings.config.root), str(settings.config.store_dir)) == ("/daisies", "/store")
     assert _instruction("EXPOSE") == "8421"
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from daisi_async.cli import build_parser, main
+from daisi_async.cli import main
+from daisi_async.cli.serve import settings_of
 from daisi_async.server.envs import (
     EnvOptions,
     environment_key,
@@ -137,12 +138,12 @@ def test_find_links_paths_are_made_absolute(
 ) -> None:
     (tmp_path / "wheels").mkdir()
     monkeypatch.chdir(tmp_path)
-    args = build_parser().parse_args(
-        ["serve", ".", "--find-links", "wheels", "--find-links", "https://pkgs.example/links/",
+    envs = settings_of(
+        [".", "--find-links", "wheels", "--find-links", "https://pkgs.example/links/",
          "--index-url", "https://mirror.example/simple", "--offline", "--shared-env"]
-    )  # fmt: skip
-    assert args.find_links == [str(tmp_path / "wheels"), "https://pkgs.example/links/"]
-    assert (args.index_url, args.offline, args.shared_env) == (
+    ).config.envs  # fmt: skip
+    assert envs.find_links == (str(tmp_path / "wheels"), "https://pkgs.example/links/")
+    assert (envs.index_url, envs.offline, envs.shared) == (
         "https://mirror.example/simple",
         True,
         True,
@@ -160,10 +161,8 @@ def test_bad_environment_options_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str], message: str
 ) -> None:
     store = tmp_path / "store"
-    with pytest.raises(SystemExit) as exc:
-        main(["serve", str(tmp_path), "--store", str(store), *option])
-    assert exc.value.code == 2
+    assert main(["serve", str(tmp_path), "--store", str(store), *option]) == 2
     assert message in capsys.readouterr().err
     assert not store.exists()  # nothing was started or created
     # The same command with a good value parses.
-    assert build_parser().parse_args(["serve", str(tmp_path), "--offline"]).offline is True
+    assert settings_of([str(tmp_path), "--offline"]).config.envs.offline is True

@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import httpx
 import pytest
 from tests.support.daisi_folders import make_daisi
 
-from daisi_async.cli import build_parser
+from daisi_async.cli.serve import settings_of
 from daisi_async.server.registry import load_daisi
 from daisi_async.server.workers.process import WORKER_MODULE
 from daisi_async.testing import LocalRuntime
@@ -544,17 +545,17 @@ def test_lifecycle_keys_are_read(tmp_path: Path) -> None:
 
 
 def test_serve_lifecycle_options() -> None:
-    args = build_parser().parse_args(["serve", "."])
-    assert (args.workers, args.idle_timeout, args.import_timeout, args.reload) == (
+    c = settings_of(["."]).config
+    assert (c.workers, c.idle_timeout, c.import_timeout, c.reload) == (
         0,
         600.0,
         60.0,
         False,
     )
-    args = build_parser().parse_args(
-        ["serve", ".", "--workers", "2", "--idle-timeout", "5", "--import-timeout", "9", "--reload"]
-    )
-    assert (args.workers, args.idle_timeout, args.import_timeout, args.reload) == (2, 5, 9, True)
+    c = settings_of(
+        [".", "--workers", "2", "--idle-timeout", "5", "--import-timeout", "9", "--reload"]
+    ).config
+    assert (c.workers, c.idle_timeout, c.import_timeout, c.reload) == (2, 5, 9, True)
     for bad in (["--workers", "-1"], ["--idle-timeout", "0"], ["--import-timeout", "inf"]):
-        with pytest.raises(SystemExit):
-            build_parser().parse_args(["serve", ".", *bad])
+        with pytest.raises(click.BadParameter):
+            settings_of([".", *bad])

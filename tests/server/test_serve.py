@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 from tests.server.conftest import EXAMPLES
 
-from daisi_async.cli import build_parser
+from daisi_async.cli.serve import settings_of
 from daisi_async.testing import LocalRuntime
 
 HEADER_TIMEOUT = 2.0
@@ -184,9 +186,15 @@ def test_requests_past_the_connection_limit_get_503() -> None:
 
 
 def test_serve_options_and_defaults() -> None:
-    args = build_parser().parse_args(["serve", "."])
-    assert (args.header_timeout, args.limit_concurrency, args.max_workers) == (5.0, 1000, None)
-    assert args.http == "auto"
+    settings = settings_of(["."])
+    server = settings.server
+    assert (server["header_timeout"], server["limit_concurrency"], server["http"]) == (
+        5.0,
+        1000,
+        "auto",
+    )
+    assert settings.config.max_workers == min(os.cpu_count() or 1, 64)  # the cores
+    assert settings_of([".", "--max-workers", "3"]).config.max_workers == 3
     for bad in (
         ["--header-timeout", "0"],
         ["--header-timeout", "nan"],
@@ -196,8 +204,8 @@ def test_serve_options_and_defaults() -> None:
         ["--max-workers", "two"],
         ["--http", "h2"],
     ):
-        with pytest.raises(SystemExit):
-            build_parser().parse_args(["serve", ".", *bad])
+        with pytest.raises(click.BadParameter):
+            settings_of([".", *bad])
 
 
 @pytest.mark.parametrize(

@@ -243,3 +243,22 @@ class Dialect(abc.ABC):
             f"the server at {self.transport.base_url} does not support cancelling "
             f"executions ({self.name} protocol)"
         )
+
+    # -- executions by id alone, and the list ------------------------------------------------
+    async def record(self, eid: str) -> dict[str, Any]:
+        """The execution object of the protocol (``daisi_id``, ``endpoint``, ``status``,
+        times, ``error``), found by its id alone. Default: this server can't."""
+        raise self._lacks("find an execution by its id alone")
+
+    async def executions(
+        self, *, daisi: str | None, statuses: list[str], limit: int, before: str | None
+    ) -> list[dict[str, Any]]:
+        """The caller's executions, newest first (at most ``limit``). Default: this
+        server can't."""
+        raise self._lacks("list executions")
+
+    def _lacks(self, what: str) -> DaisiError:
+        return DaisiError(
+            f"the server at {self.transport.base_url} can't {what}: it speaks only the "
+            f"{self.name} protocol (a Daisi runtime without --legacy-only can)"
+        )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
+import sys
 from pathlib import Path
 
 import uvicorn
@@ -14,6 +16,10 @@ from .app import create_app
 from .engine import RuntimeConfig
 from .header_timeout import protocol_class
 from .store import Store
+from .summary import startup_summary
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""``--log-level``: the startup summary always shows; ``info`` adds the access log."""
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -45,18 +51,24 @@ async def serve(
     header_timeout: float = 5.0,
     limit_concurrency: int | None = 1000,
     http: str = "auto",
+    log_level: str = "warning",
 ) -> None:
-    """Serve until SIGINT/SIGTERM; write ``{"url", "pid"}`` to ``ready_file`` once ready.
+    """Serve until SIGINT/SIGTERM; once ready, print the startup summary
+    (:mod:`.summary`) and write ``{"url", "pid"}`` to ``ready_file``.
 
     A connection that has not sent complete request headers ``header_timeout`` seconds
     after opening (or after the first byte of its next request) gets 408 and is closed;
     a request arriving while ``limit_concurrency`` connections are open (or requests
     running) gets 503 at once. ``http``: the parser, ``"auto"`` (httptools when
-    installed), ``"h11"`` or ``"httptools"``.
+    installed), ``"h11"`` or ``"httptools"``. ``log_level`` (one of :data:`LOG_LEVELS`)
+    is the level of the console log; at ``info`` and ``debug`` it has the access log.
 
     The store is opened first: a second server on the same store stops here with
     :class:`~.store.StoreLockedError`, before it binds a port.
     """
+    level = log_level.lower()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
     protocol = protocol_class(header_timeout=header_timeout, prefer=http)
     store = Store(config.store_dir, synchronous=config.sync)
     store.open()
@@ -68,20 +80,21 @@ async def serve(
     config.base_url = url_of(sock)
 
     def ready() -> None:
+        print(startup_summary(app.state.runtime), flush=True)
         if ready_file is not None:
             tmp = ready_file.with_suffix(".tmp")
             tmp.write_text(json.dumps({"url": config.base_url, "pid": os.getpid()}))
             os.replace(tmp, ready_file)
-        print(f"daisi runtime serving {config.root} at {config.base_url}", flush=True)
 
+    _console_log(level)
     app = create_app(config, on_ready=ready, store=store)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             http=protocol,
             limit_concurrency=limit_concurrency,
-            log_level="warning",
-            access_log=False,
+            log_level=level,
+            access_log=level in ("debug", "info"),
             lifespan="on",
             timeout_keep_alive=30,
             backlog=2048,
@@ -99,6 +112,7 @@ def run(
     header_timeout: float = 5.0,
     limit_concurrency: int | None = 1000,
     http: str = "auto",
+    log_level: str = "warning",
 ) -> None:
     """Blocking entry point used by the CLI; uvicorn stops cleanly on SIGINT and SIGTERM."""
     asyncio.run(
@@ -110,5 +124,21 @@ def run(
             header_timeout=header_timeout,
             limit_concurrency=limit_concurrency,
             http=http,
+            log_level=log_level,
         )
     )
+
+
+def _console_log(level: str) -> None:
+    """The runtime's own log (``daisi_async.server``) on stderr at ``level``, in the
+    HTTP server's format (``WARNING:  ...``)."""
+    from uvicorn.logging import DefaultFormatter
+
+    logger = logging.getLogger("daisi_async.server")
+    for old in [h for h in logger.handlers if getattr(h, "daisi_console", False)]:
+        logger.removeHandler(old)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
+    handler.daisi_console = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())

@@ -23,6 +23,9 @@ from .wait import Waiter
 
 __all__ = ["V1Dialect"]
 
+LIST_PAGE = 500
+"""The most executions ``GET /v1/executions`` answers at once."""
+
 
 class V1Dialect(Dialect):
     """Talks to a server that advertises the v1 extensions."""
@@ -121,6 +124,45 @@ class V1Dialect(Dialect):
         async for kind, payload in events(self.transport, eid):
             if kind == "log":
                 yield str(payload["line"])
+
+    # -- by id alone, and the list --------------------------------------------------------
+    @replies
+    async def record(self, eid: str) -> dict[str, Any]:
+        r = await self.request("GET", execution_path(eid))
+        body = json_of(r)
+        if not isinstance(body, dict) or "status" not in body:
+            raise TypeError(f"not an execution object: {body!r:.200}")
+        return body
+
+    @replies
+    async def executions(
+        self, *, daisi: str | None, statuses: list[str], limit: int, before: str | None
+    ) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        params: dict[str, Any] = {}
+        if daisi is not None:
+            params["daisi"] = daisi
+        if statuses:
+            params["status"] = ",".join(statuses)
+        while len(out) < limit:
+            params["limit"] = min(limit - len(out), LIST_PAGE)
+            if before is not None:
+                params["before"] = before
+            page = json_of(await self.request("GET", "/v1/executions", params=params))
+            chunk = page["executions"]
+            out.extend(dict(e) for e in chunk)
+            before = page.get("next")
+            if before is None or not chunk:
+                break
+        return out
+
+    @replies
+    async def catalogue(self) -> list[dict[str, Any]]:
+        """Every Daisi the caller can see, as ``GET /v1/daisies`` describes them (with
+        ``state``, ``broken``, ``endpoints`` and ``workers``), sorted by name."""
+        daisies = json_of(await self.request("GET", "/v1/daisies"))["daisies"]
+        out = [{**d, "id": str(d["id"]), "name": str(d["name"])} for d in daisies]
+        return sorted(out, key=lambda d: str(d.get("name", "")).lower())
 
     @replies
     async def cancel(self, daisi_id: str, eid: str) -> RemoteState:
