@@ -156,6 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="pass this environment variable to the Daisies' workers (repeatable); "
         "they get only an allowlist (PATH, HOME, locale, ...) otherwise",
     )
+    serve.add_argument(
+        "--isolation",
+        choices=["auto", "sandbox", "none"],
+        default="auto",
+        help="sandbox: run Daisi code under bubblewrap (bwrap), where it can't read the store,"
+        " tokens, secrets or other Daisies, signal the server or change the served folder;"
+        " refuse to start without it. auto (default): the sandbox when bwrap works here,"
+        " else none, with a warning. none: Daisi code runs with the server's rights",
+    )
+    serve.add_argument(
+        "--secrets",
+        type=Path,
+        metavar="FILE",
+        help='a TOML file of secrets per Daisi (["Daisi name"] or ["owner/name"] tables of'
+        ' NAME = "value"), given to that Daisi\'s workers as environment variables; it must'
+        " lie outside the served folder and the store",
+    )
     envs = serve.add_argument_group(
         "environments",
         "a Daisi with a requirements.txt runs in an environment of its own, built with uv"
@@ -208,9 +225,11 @@ def _serve(args: argparse.Namespace) -> int:
         from .server.auth import load_tokens
         from .server.engine import RuntimeConfig
         from .server.envs import EnvOptions
+        from .server.secrets_file import Secrets, SecretsError, load_secrets
         from .server.serve import run
         from .server.store import StoreLockedError
         from .server.workers import MAX_WORKERS
+        from .server.workers.sandbox import SandboxUnavailable, choose_isolation
     except ImportError as exc:  # pragma: no cover - depends on the install
         print(
             f"daisi serve needs the server extra: pip install 'daisi-async[server]' ({exc})",
@@ -227,6 +246,23 @@ def _serve(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"daisi serve: can't read the tokens file: {exc}", file=sys.stderr)
             return 2
+    root, store_dir = args.path.resolve(), args.store.resolve()
+    secrets = Secrets()
+    if args.secrets is not None:
+        try:
+            secrets = load_secrets(args.secrets, root=root, store=store_dir)
+        except SecretsError as exc:
+            print(f"daisi serve: --secrets: {exc}", file=sys.stderr)
+            return 2
+    private = [p for p in (args.tokens, secrets.path) if p is not None]
+    try:
+        sandbox, notice = choose_isolation(
+            args.isolation, root=root, store=store_dir, private_files=private
+        )
+    except SandboxUnavailable as exc:
+        print(f"daisi serve: {exc}", file=sys.stderr)
+        return 2
+    print(f"daisi runtime: {notice}", file=sys.stderr, flush=True)
     config = RuntimeConfig(
         root=args.path.resolve(),
         store_dir=args.store.resolve(),
@@ -248,6 +284,8 @@ def _serve(args: argparse.Namespace) -> int:
         idle_timeout=args.idle_timeout,
         import_timeout=args.import_timeout,
         reload=args.reload,
+        sandbox=sandbox,
+        secrets=secrets,
     )
     if args.max_workers is not None:
         config.max_workers = args.max_workers
