@@ -117,7 +117,8 @@ def server_python_paths() -> tuple[Path, ...]:
     paths.update(_python_prefixes(sys.executable))
     paths.add(_real(package_root()))
     for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-        if entry and os.path.isdir(entry):
+        # (a relative entry is relative to the worker's folder, which is bound anyway)
+        if os.path.isabs(entry) and os.path.isdir(entry):
             paths.add(_real(entry))
     return tuple(sorted(paths))
 
