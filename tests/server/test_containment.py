@@ -3,15 +3,20 @@ its worker, the memory limit counts them, and workers see only an allowlisted en
 
 The Daisies are copies of tests/daisies/_procs/app.py written into a temporary folder:
 "Procs" (the runtime's limits) and "Fuse" (a 3 s time limit). Each worker starts a
-helper process at import time and appends its pid to ``helpers.txt`` in its folder.
+helper process at import time. The runtime tests run with and without the sandbox
+(``--isolation none`` and ``sandbox``): without it the worker contains its processes
+(a subreaper, tree kills); in it, its PID namespace makes that total.
 
-Process checks read ``/proc/<pid>/stat``. A killed child of a worker must be reaped by the
-worker (the worker is their subreaper); a zombie whose parent is init (pid 1) counts as
-gone, since init reaps it (this machine's init does so within seconds).
+The Daisi names each process ``[namespace, pid]`` (:func:`locate` finds the host's pid:
+in the sandbox, pids are those of the worker's own namespace). Process checks read
+``/proc/<pid>/stat``. A killed child of a worker must be reaped by the worker (the
+worker is their subreaper); a zombie whose parent is init (pid 1) counts as gone, since
+init reaps it (this machine's init does so within seconds).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support.isolation import ISOLATIONS
 
 import daisi_async
 from daisi_async.server.workers import proctree
@@ -50,10 +56,15 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tree(tmp_path_factory.mktemp("containment"))
 
 
-@pytest.fixture(scope="module")
-def runtime(tree: Path) -> Iterator[LocalRuntime]:
-    with LocalRuntime(tree, extra_args=LIMITS, env=SERVER_ENV) as rt:
+@pytest.fixture(scope="module", params=ISOLATIONS)
+def runtime(request: pytest.FixtureRequest, tree: Path) -> Iterator[LocalRuntime]:
+    args = [*LIMITS, "--isolation", request.param]
+    with LocalRuntime(tree, extra_args=args, env=SERVER_ENV) as rt:
         yield rt
+
+
+def isolation_of(runtime: LocalRuntime) -> str:
+    return runtime.extra_args[runtime.extra_args.index("--isolation") + 1]
 
 
 def daisi_ids(client: httpx.Client) -> dict[str, str]:
@@ -95,6 +106,9 @@ def value(execution: dict[str, Any]) -> Any:
 
 # -- processes ---------------------------------------------------------------------------
 
+HOST_NAMESPACE = os.stat("/proc/self/ns/pid").st_ino
+Named = list[int]  # [namespace, pid], as the Daisi names a process
+
 
 def proc_state(pid: int) -> tuple[str, int] | None:
     """``(state, ppid)`` of ``pid``, or None once it is reaped."""
@@ -106,10 +120,47 @@ def proc_state(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[1])
 
 
+def _namespace(pid: int | str) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+
+
+def locate(named: Named) -> int | None:
+    """The host's pid of the process ``[namespace, pid]`` (zombies included), or None."""
+    namespace, pid = named
+    if namespace == HOST_NAMESPACE:
+        return pid if proc_state(pid) is not None else None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        nspid = fields.get("NSpid", "").split()
+        if len(nspid) < 2 or int(nspid[-1]) != pid:
+            continue
+        # A zombie has left its namespace: its parent (in the namespace) tells.
+        own = _namespace(entry)
+        if own is None:
+            own = _namespace(fields.get("PPid", "").strip() or 0)
+        if own == namespace:
+            return int(entry)
+    return None
+
+
 def running(pid: int) -> bool:
     """Alive and not a zombie."""
     st = proc_state(pid)
     return st is not None and st[0] not in ("Z", "X")
+
+
+def running_named(named: Named) -> bool:
+    host = locate(named)
+    return host is not None and running(host)
 
 
 def gone(pid: int) -> bool:
@@ -127,21 +178,37 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> float:
     return time.monotonic() - started
 
 
-def read_pids(path: Path, timeout: float = 30.0) -> list[int]:
-    wait_until(path.exists, timeout)
-    return [int(line) for line in path.read_text().split()]
+def read_pids(client: httpx.Client, eid: str, timeout: float = 30.0) -> list[Named]:
+    """The processes ``spawn`` started, from its ``pids:`` log line."""
+    found: list[Named] = []
+
+    def printed() -> bool:
+        r = client.get(f"/v1/executions/{eid}/logs")
+        assert r.status_code == 200, r.text
+        for line in r.json()["lines"]:
+            if line["line"].startswith("pids: "):
+                found.extend(json.loads(line["line"][len("pids: ") :]))
+                return True
+        return False
+
+    wait_until(printed, timeout)
+    return found
 
 
-def helpers(folder: Path) -> list[int]:
-    """Pids of the import-time helpers every worker of the Daisi in ``folder`` started."""
+def cmdline(pid: int) -> str:
     try:
-        return [int(line) for line in (folder / "helpers.txt").read_text().split()]
-    except FileNotFoundError:
-        return []
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def sleepers(server_pid: int) -> list[int]:
+    """The ``sleep 300`` processes below the server (helpers and what ``spawn`` starts)."""
+    return [p.pid for p in proctree.descendants(server_pid) if cmdline(p.pid) == "sleep 300"]
 
 
 def workers_of(server_pid: int) -> list[int]:
-    """The server's worker processes."""
+    """The server's worker processes (in the sandbox: the bwrap process of each)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -177,38 +244,39 @@ def test_memory_limit_counts_child_processes(
 
 @pytest.mark.parametrize("then", ["return", "raise"])
 def test_children_are_gone_when_the_execution_ends(
-    client: httpx.Client, ids: dict[str, str], tmp_path: Path, then: str
+    client: httpx.Client, ids: dict[str, str], then: str
 ) -> None:
     did = ids["Procs"]
     helper = value(call(client, did, "helper"))
-    pidfile = tmp_path / "pids"
-    ex = call(client, did, "spawn", pidfile=str(pidfile), then=then)
-    pids = read_pids(pidfile, timeout=0)
+    eid = submit(client, did, "spawn", then=then)
+    ex = wait(client, eid)
+    pids = read_pids(client, eid, timeout=0)
     assert len(pids) == 3
     # Killed before the execution was reported: none runs once the client sees the end.
-    assert [p for p in pids if running(p)] == []
+    assert [p for p in pids if running_named(p)] == []
     if then == "return":
         assert value(ex) == pids
     else:
         assert ex["status"] == "FAILED" and ex["error"]["type"] == "builtins.RuntimeError"
     # The worker reaps them (it is their subreaper), including the daemon.
-    wait_until(lambda: all(proc_state(p) is None for p in pids))
+    wait_until(lambda: all(locate(p) is None for p in pids))
     # The import-time helper lives on with its worker, which keeps serving.
     assert value(call(client, did, "helper")) == helper
-    assert running(helper)
+    assert running_named(helper)
 
 
 @pytest.mark.parametrize("how", ["time limit", "cancel", "crash"])
 def test_children_are_gone_when_their_worker_is_stopped(
-    client: httpx.Client, ids: dict[str, str], tree: Path, tmp_path: Path, how: str
+    client: httpx.Client, ids: dict[str, str], how: str
 ) -> None:
     did = ids["Fuse"] if how == "time limit" else ids["Procs"]
     helper = value(call(client, did, "helper"))
-    pidfile = tmp_path / "pids"
     # "crash" lets the worker live 2 s so that the runtime has seen its children.
     then, seconds = ("exit", 2.0) if how == "crash" else ("sleep", 60.0)
-    eid = submit(client, did, "spawn", pidfile=str(pidfile), then=then, seconds=seconds)
-    pids = read_pids(pidfile)
+    eid = submit(client, did, "spawn", then=then, seconds=seconds)
+    named = read_pids(client, eid)
+    pids = [locate(p) for p in [*named, helper]]  # the host's pids, while they run
+    assert all(p is not None and running(p) for p in pids), (named, pids)
     if how == "cancel":
         r = client.post(f"/v1/executions/{eid}/cancel")
         assert r.status_code == 200 and r.json()["status"] == "CANCELLED", r.text
@@ -219,32 +287,34 @@ def test_children_are_gone_when_their_worker_is_stopped(
         "crash": "daisi.WorkerCrashed",
     }[how]
     assert ex["error"]["type"] == expected, ex
-    wait_until(lambda: all(gone(p) for p in [*pids, helper]))
+    wait_until(lambda: all(gone(p) for p in pids if p is not None))
     # A new worker (with a new helper) serves the next call.
     new_helper = value(call(client, did, "helper"))
-    assert new_helper != helper and running(new_helper)
+    assert new_helper != helper and running_named(new_helper)
 
 
 # -- nothing outlives the server ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("isolation", ISOLATIONS)
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
-def test_nothing_outlives_the_server(tmp_path: Path, how: str) -> None:
+def test_nothing_outlives_the_server(tmp_path: Path, how: str, isolation: str) -> None:
     root = build_tree(tmp_path / "tree")
-    with LocalRuntime(root, workers=2) as rt:
+    with LocalRuntime(root, workers=2, extra_args=["--isolation", isolation]) as rt:
         assert rt.process is not None
         server = rt.process.pid
         with httpx.Client(base_url=rt.api, timeout=60) as client:
             procs = daisi_ids(client)["Procs"]
-            pidfile = tmp_path / "pids"
-            submit(client, procs, "spawn", pidfile=str(pidfile), then="sleep", seconds=120)
-            pids = read_pids(pidfile)
-        # The workers start in the background: wait until all four have imported.
-        wait_until(lambda: len(helpers(root / "procs")) == len(helpers(root / "fuse")) == 2, 30)
+            eid = submit(client, procs, "spawn", then="sleep", seconds=120)
+            read_pids(client, eid)
+        # The workers start in the background: wait until all four have imported (each
+        # started a helper) and the execution's three processes run.
+        wait_until(lambda: len(sleepers(server)) == 4 + 3, 30)
         workers = workers_of(server)
         assert len(workers) == 4  # two per Daisi, one of them busy
-        everything = [*pids, *helpers(root / "procs"), *helpers(root / "fuse"), *workers]
-        assert len(everything) == 3 + 4 + 4 and all(running(p) for p in everything)
+        everything = [p.pid for p in proctree.descendants(server)]
+        assert set(sleepers(server)) | set(workers) <= set(everything)
+        assert all(running(p) for p in everything)
         rt.kill() if how == "SIGKILL" else rt.stop()
         wait_until(lambda: all(gone(p) for p in everything))
 
@@ -309,12 +379,17 @@ def test_workers_get_an_allowlisted_environment(
     env = value(call(client, ids["Procs"], "environment"))
     assert SECRET[0] not in env and PASSED[0] not in env
     assert not any(SECRET[1] in v for v in env.values())
+    sandboxed = isolation_of(runtime) == "sandbox"
     for name in ("PATH", "HOME", "LANG", "TZ", "TMPDIR"):
-        if name in os.environ:
+        if sandboxed and name in ("HOME", "TMPDIR"):  # the worker's private folders
+            assert env[name] == {"HOME": "/run/daisi/home", "TMPDIR": "/tmp"}[name]
+        elif name in os.environ:
             assert env[name] == os.environ[name], name
     assert env["DAISI_BASE_URL"] == runtime.url
     assert env["PYTHONPATH"].split(os.pathsep)[0] == PACKAGE_ROOT
     extra = {"DAISI_BASE_URL", "PYTHONPATH"}
+    if sandboxed:  # bwrap says where it started the worker: the Daisi's folder
+        assert env.pop("PWD") == str((runtime.path / "procs").resolve())
     unexpected = [
         k for k in env if k not in ALLOWED_NAMES | extra and not k.startswith(ALLOWED_PREFIXES)
     ]

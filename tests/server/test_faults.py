@@ -46,8 +46,9 @@ def segfault() -> None:
     os.kill(os.getpid(), signal.SIGSEGV)
 
 
-def pid() -> int:
-    return os.getpid()
+def pid() -> list[int]:
+    # Names the worker: in the sandbox each worker has a PID namespace of its own.
+    return [os.stat("/proc/self/ns/pid").st_ino, os.getpid()]
 
 
 def slow(seconds: float = 30) -> float:

@@ -5,7 +5,10 @@ limit, a failed import is retried, what an import prints goes to the Daisi's sta
 log; ``--reload`` follows edits.
 
 Worker processes are found in ``/proc`` by their command line (the worker program and
-``--dir <Daisi folder>``).
+``--dir <Daisi folder>``). The runtimes run without the sandbox (``--isolation none``,
+:data:`UNSANDBOXED`): some Daisies here count their imports in a file of their own folder,
+which is read-only in the sandbox, and a worker is one process; tests/server/test_sandbox.py
+runs Daisies in the sandbox.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from daisi_async.server.registry import load_daisi
 from daisi_async.server.workers.process import WORKER_MODULE
 from daisi_async.testing import LocalRuntime
 
+UNSANDBOXED = ["--isolation", "none"]
 LOCAL = {"Authorization": "token tok-local"}
 ALICE = {"Authorization": "token tok-alice"}
 TOKENS = {"tok-local": "local", "tok-alice": "alice"}
@@ -209,7 +213,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def runtime(tree: Path) -> Iterator[LocalRuntime]:
-    args = ["--max-workers", "3", "--import-timeout", "2"]
+    args = ["--max-workers", "3", "--import-timeout", "2", *UNSANDBOXED]
     with LocalRuntime(tree, workers=0, tokens=TOKENS, extra_args=args) as rt:
         yield rt
 
@@ -232,7 +236,11 @@ def test_the_server_is_ready_at_once_whatever_daisies_do_at_import(tmp_path: Pat
     started = time.monotonic()
     with (
         LocalRuntime(
-            root, workers=0, tokens=TOKENS, startup_timeout=10, extra_args=["--idle-timeout", "1"]
+            root,
+            workers=0,
+            tokens=TOKENS,
+            startup_timeout=10,
+            extra_args=["--idle-timeout", "1", *UNSANDBOXED],
         ) as rt,
         httpx.Client(base_url=rt.api, timeout=30) as c,
     ):
@@ -477,7 +485,7 @@ def test_reload_follows_edits_new_and_removed_daisies(tmp_path: Path) -> None:
     make_daisi(root, "editable", {"app.py": EDITABLE.format(version=1)})
     make_daisi(root, "doomed", {"app.py": NAPPER, "daisi.toml": toml("Doomed", "max_workers = 1")})
     with (
-        LocalRuntime(root, workers=0, tokens=TOKENS, extra_args=["--reload"]) as rt,
+        LocalRuntime(root, workers=0, tokens=TOKENS, extra_args=["--reload", *UNSANDBOXED]) as rt,
         httpx.Client(base_url=rt.api, timeout=30) as c,
     ):
         ids = {name: d["id"] for name, d in daisies(c).items()}

@@ -232,6 +232,23 @@ OPTIONS: list[Callable[[F], F]] = [
         help="watch the folder: reload edited Daisies (new calls get new workers), add new"
         " ones, drop removed ones",
     ),
+    click.option(
+        "--isolation",
+        type=click.Choice(["auto", "sandbox", "none"]),
+        default="auto",
+        help="sandbox: run Daisi code under bubblewrap (bwrap), where it can't read the store,"
+        " tokens, secrets or other Daisies, signal the server or change the served folder;"
+        " refuse to start without it. auto: the sandbox when bwrap works here, else none,"
+        " with a warning. none: Daisi code runs with the server's rights",
+    ),
+    click.option(
+        "--secrets",
+        type=click.Path(path_type=Path),
+        metavar="FILE",
+        help='a TOML file of secrets per Daisi (["Daisi name"] or ["owner/name"] tables of'
+        ' NAME = "value"), given to that Daisi\'s workers as environment variables; it must'
+        " lie outside the served folder and the store",
+    ),
     server_option(
         "--log-level",
         type=click.Choice(LOG_LEVELS, case_sensitive=False),
@@ -309,6 +326,32 @@ def settings_of(argv: Sequence[str]) -> ServeSettings:
     return _settings(serve, ctx.params)
 
 
+def _isolate(ctx: click.Context, config: RuntimeConfig, params: dict[str, Any]) -> None:
+    """Read ``--secrets`` and choose the ``--isolation`` in force (say which); exit 2 when
+    the secrets file is refused or the sandbox asked for can't run."""
+    from ..server.secrets_file import SecretsError, load_secrets
+    from ..server.workers.sandbox import SandboxUnavailable, choose_isolation
+
+    root, store = config.root, config.store_dir
+    secrets_path: Path | None = params.get("secrets")
+    if secrets_path is not None:
+        try:
+            config.secrets = load_secrets(secrets_path, root=root, store=store)
+        except SecretsError as exc:
+            click.echo(f"daisi serve: --secrets: {exc}", err=True)
+            ctx.exit(2)
+    tokens_path: Path | None = params.get("tokens")
+    private = [p for p in (tokens_path, secrets_path) if p is not None]
+    try:
+        config.sandbox, notice = choose_isolation(
+            params["isolation"], root=root, store=store, private_files=private
+        )
+    except SandboxUnavailable as exc:
+        click.echo(f"daisi serve: {exc}", err=True)
+        ctx.exit(2)
+    click.echo(f"daisi runtime: {notice}", err=True)
+
+
 def _with_options(fn: F) -> F:
     for option in reversed(OPTIONS):
         fn = option(fn)
@@ -336,6 +379,7 @@ def serve(ctx: click.Context, /, **params: Any) -> None:
         ctx.exit(2)
     if not settings.config.root.is_dir():
         raise click.BadParameter(f"{params['path']} is not a folder", param_hint="'PATH'")
+    _isolate(ctx, settings.config, params)
     try:
         run(settings.config, **settings.server)
     except KeyboardInterrupt:

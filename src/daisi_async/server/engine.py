@@ -24,6 +24,7 @@ from .envs import ENVIRONMENT_ERROR, Environments, EnvOptions
 from .errors import ApiError, invalid_arguments, not_found
 from .lifecycle import DaisiUnavailable, Lifecycle
 from .registry import ArgumentsError, DaisiSpec, Registry
+from .secrets_file import Secrets
 from .store import (
     Blob,
     Event,
@@ -36,6 +37,7 @@ from .store import (
 )
 from .workers import MAX_WORKERS, DaisiImportError, Job, Outcome
 from .workers.jobs import error_text
+from .workers.sandbox import Sandbox
 
 log = logging.getLogger("daisi_async.server")
 
@@ -77,6 +79,11 @@ class RuntimeConfig:
     of :mod:`daisi_async.server.workers.environment` (``daisi serve --env-pass NAME``)."""
     envs: EnvOptions = field(default_factory=EnvOptions)
     """How Daisies' environments are built (see :mod:`daisi_async.server.envs`)."""
+    sandbox: Sandbox | None = None
+    """The sandbox workers run in (``--isolation``; None: none, see
+    :mod:`daisi_async.server.workers.sandbox`)."""
+    secrets: Secrets = field(default_factory=Secrets)
+    """Each Daisi's secrets (``--secrets FILE``; see :mod:`daisi_async.server.secrets_file`)."""
 
 
 class Runtime:
@@ -90,6 +97,12 @@ class Runtime:
         self.envs = Environments(config.store_dir / "envs", config.envs)
         self.lifecycle = Lifecycle(config, envs=self.envs, on_log=self._on_log)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def isolation(self) -> str:
+        """The isolation of Daisi code in force: ``sandbox (<bubblewrap version>)`` or ``none``."""
+        sandbox = self.config.sandbox
+        return f"sandbox ({sandbox.version})" if sandbox is not None else "none"
 
     @property
     def registry(self) -> Registry:

@@ -89,6 +89,10 @@ class Lifecycle:
         specs = load_daisies(self.config.root, default_owner=self.config.default_owner)
         self.registry = Registry(specs)
         self.envs.plan(s for s in specs if s.error is None)
+        if self.config.sandbox is not None:
+            self.config.sandbox.clear_rooms()  # a previous server's (the store is ours now)
+        for warning in self.config.secrets.problems(specs):
+            log.warning("%s", warning)
         for spec in specs:
             self._add(spec)
         if self.config.reload:
@@ -108,12 +112,20 @@ class Lifecycle:
 
     # -- pools ---------------------------------------------------------------------------
     def make_pool(self, spec: DaisiSpec) -> WorkerPool:
-        """The worker pool of ``spec``: its environment, limits and worker counts.
+        """The worker pool of ``spec``: its environment (with its ``[env]`` and secrets),
+        sandbox, limits and worker counts.
 
         The one place a pool is made (startup, ``--reload``).
         """
+        sandbox = self.config.sandbox
         extra = {"DAISI_BASE_URL": self.config.base_url} if self.config.base_url else None
-        env = worker_environment(passed=self.config.env_pass, extra=extra)
+        env = worker_environment(  # precedence: see workers.environment
+            sandbox.environment() if sandbox is not None else None,
+            passed=self.config.env_pass,
+            settings=spec.env,
+            secrets=self.config.secrets.for_daisi(spec, self.registry.all()),
+            extra=extra,
+        )
         low, high, pinned = self._counts(spec)
         pool = WorkerPool(
             name=spec.full_name,
@@ -128,6 +140,7 @@ class Lifecycle:
             max_workers=high,
             idle_timeout=spec.idle_timeout or self.config.idle_timeout,
             import_timeout=spec.import_timeout or self.config.import_timeout,
+            sandbox=sandbox,
         )
         if pinned:
             pool.pin(high)

@@ -2,19 +2,22 @@
 
 tests/server/test_containment.py copies this file into Daisi folders of its own (the
 leading ``_`` keeps this folder out of the runtime that serves tests/daisies). At import
-it starts a helper process (allowed to live as long as its worker) and appends the
-helper's pid to ``helpers.txt`` in the Daisi's folder.
+it starts a helper process (allowed to live as long as its worker).
+
+A process is named ``[namespace, pid]``: the inode of its PID namespace and its pid
+there. In the sandbox a worker has a PID namespace of its own, whose pids mean nothing
+outside; the tests find the host's pid from the pair (``NSpid`` in ``/proc/<pid>/status``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+NAMESPACE = os.stat("/proc/self/ns/pid").st_ino
 
 # Allocates and touches argv[1] MiB, then sleeps argv[2] seconds.
 HOG = """
@@ -24,13 +27,11 @@ time.sleep(float(sys.argv[2]))
 """
 
 _helper = subprocess.Popen(["sleep", "300"])
-with open(HERE / "helpers.txt", "a") as _f:
-    _f.write(f"{_helper.pid}\n")
 
 
-def helper() -> int:
-    """The pid of this worker's import-time helper process."""
-    return _helper.pid
+def helper() -> list[int]:
+    """``[namespace, pid]`` of this worker's import-time helper process."""
+    return [NAMESPACE, _helper.pid]
 
 
 def _daemon() -> int:
@@ -54,19 +55,17 @@ def _daemon() -> int:
     return int(text)
 
 
-def spawn(pidfile: str, then: str = "return", seconds: float = 0.0) -> list[int]:
+def spawn(then: str = "return", seconds: float = 0.0) -> list[list[int]]:
     """Start a child, a child in its own session and a double-forked daemon.
 
-    Their pids go to ``pidfile`` (as ``[child, loner, daemon]``, one per line), then:
-    ``return`` them, ``raise``, ``sleep`` ``seconds`` and return, or ``exit`` the worker
-    hard after ``seconds``.
+    Prints ``pids: [[namespace, pid], ...]`` (child, loner, daemon), then: ``return``
+    them, ``raise``, ``sleep`` ``seconds`` and return, or ``exit`` the worker hard after
+    ``seconds``.
     """
     child = subprocess.Popen(["sleep", "300"])
     loner = subprocess.Popen(["sleep", "300"], start_new_session=True)
-    pids = [child.pid, loner.pid, _daemon()]
-    tmp = Path(pidfile + ".tmp")
-    tmp.write_text("\n".join(map(str, pids)) + "\n")
-    os.replace(tmp, pidfile)
+    pids = [[NAMESPACE, pid] for pid in (child.pid, loner.pid, _daemon())]
+    print("pids: " + json.dumps(pids), flush=True)
     if then == "raise":
         raise RuntimeError("failing with children running")
     if then in ("sleep", "exit"):

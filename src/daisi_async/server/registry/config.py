@@ -8,8 +8,11 @@ file inside the folder), ``public`` (true/false), ``timeout`` (positive seconds)
 ``idle_timeout`` (seconds an idle worker above ``min_workers`` lives) and
 ``import_timeout`` (seconds a worker may take to import the Daisi); ``workers`` (a
 positive integer) pins the count (``min_workers = max_workers = workers``), so it
-goes alone. Unknown keys are ignored. A problem is reported as one
-``invalid daisi.toml: ...`` message and that key falls back to its default.
+goes alone. ``[env]`` is a table of settings given to the Daisi's workers as
+environment variables (``NAME = "value"``: names of letters, digits and ``_``, values
+strings; not ``DAISI_BASE_URL``, which the runtime sets). Unknown keys are ignored.
+A problem is reported as one ``invalid daisi.toml: ...`` message and that key falls
+back to its default.
 
 Example:
     >>> errors: list[str] = []
@@ -24,11 +27,13 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from ..._values import parse_size
+from ..workers.environment import variable_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,6 +75,8 @@ class DaisiConfig:
     max_workers: int | None = None
     idle_timeout: float | None = None
     import_timeout: float | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """``[env]``: environment variables for the Daisi's workers."""
 
 
 def read_config(folder: Path, errors: list[str]) -> DaisiConfig:
@@ -113,7 +120,26 @@ def config_from_mapping(data: Mapping[str, Any], errors: list[str]) -> DaisiConf
         max_workers=high,
         idle_timeout=_seconds(data, "idle_timeout", errors),
         import_timeout=_seconds(data, "import_timeout", errors),
+        env=_env(data, errors),
     )
+
+
+def _env(data: Mapping[str, Any], errors: list[str]) -> Mapping[str, str]:
+    """``[env]``: the valid settings (a problem is reported, that setting left out)."""
+    table = data.get("env")
+    if table is None:
+        return MappingProxyType({})
+    if not isinstance(table, Mapping):
+        errors.append(f'{_INVALID}: env must be a table of NAME = "value" settings ([env])')
+        return MappingProxyType({})
+    env: dict[str, str] = {}
+    for name, value in table.items():
+        problem = variable_problem(name, value)
+        if problem is not None:
+            errors.append(f"{_INVALID}: env: {problem}")
+        else:
+            env[name] = value
+    return MappingProxyType(env)
 
 
 def _string(data: Mapping[str, Any], key: str, errors: list[str]) -> str | None:

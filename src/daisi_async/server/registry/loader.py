@@ -78,6 +78,7 @@ def load_daisi(folder: Path, *, default_owner: str = "local") -> DaisiSpec:
         max_workers=config.max_workers,
         idle_timeout=config.idle_timeout,
         import_timeout=config.import_timeout,
+        env=config.env,
     )
 
 

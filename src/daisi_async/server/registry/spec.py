@@ -76,6 +76,9 @@ class DaisiSpec:
     """Seconds an idle worker above ``min_workers`` lives (None: ``--idle-timeout``)."""
     import_timeout: float | None = None
     """Seconds a worker may take to import the module (None: ``--import-timeout``)."""
+    env: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
+    """``[env]`` of ``daisi.toml``: environment variables for the workers (not shown by
+    the API)."""
 
     @property
     def full_name(self) -> str:

@@ -34,17 +34,20 @@ Processes a Daisi starts belong to the worker (see :mod:`.proctree`):
   ``MEMORY_CHECK_INTERVAL`` while the worker is busy).
 
 Workers get an allowlisted environment (:mod:`.environment`), not the server's. Each
-worker runs in its own session (process group); its command line is built in one
-place, :func:`.process.worker_command`. Everything a Daisi prints through
-``sys.stdout``, ``sys.stderr`` or ``logging`` during an execution is captured and
-relayed.
+worker runs in its own session (process group) and, with a sandbox (:mod:`.sandbox`,
+bubblewrap), in PID, mount, user and IPC namespaces of its own, seeing only its
+Daisi's folder and its Python, with a private room for its files (:mod:`.room`); its
+command line is built in one place, :func:`.process.worker_command`. Everything a
+Daisi prints through ``sys.stdout``, ``sys.stderr`` or ``logging`` during an execution
+is captured and relayed.
 
 The modules: :mod:`.pool` (the pool: queue, acquire and release, sizing),
 :mod:`.backoff` (retrying failed starts), :mod:`.process` (one worker process),
 :mod:`.jobs` (one execution's frames and outcome), :mod:`.limits` (time and memory
 watchdog), :mod:`.proctree` (process trees), :mod:`.environment` (the environment
-allowlist), :mod:`.state` (a Daisi's state names), :mod:`.startlog` (a Daisi's start
-log), :mod:`.program` (the program a worker runs).
+allowlist), :mod:`.sandbox` and :mod:`.room` (the sandbox and a worker's room in it),
+:mod:`.state` (a Daisi's state names), :mod:`.startlog` (a Daisi's start log),
+:mod:`.program` (the program a worker runs).
 
 The names below are imported on first use, so that the worker program (which lives
 in this package) starts without loading the pool.

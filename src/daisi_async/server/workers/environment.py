@@ -13,8 +13,17 @@ a worker gets only:
 * what common native libraries read: ``LD_LIBRARY_PATH``; the CA bundles
   ``SSL_CERT_FILE``, ``SSL_CERT_DIR``, ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``;
   the thread counts ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``;
-* ``DAISI_BASE_URL`` (set by the runtime, pointing back at itself);
-* the variables named with ``daisi serve --env-pass NAME`` (repeatable), on purpose.
+* the variables named with ``daisi serve --env-pass NAME`` (repeatable), on purpose;
+* the Daisi's settings: ``[env]`` in its ``daisi.toml``;
+* the Daisi's secrets: its table in ``daisi serve --secrets FILE``;
+* ``DAISI_BASE_URL`` (set by the runtime, pointing back at itself).
+
+A later source wins over an earlier one for the same name, in that order: the
+allowlisted server environment < ``--env-pass`` < ``[env]`` < secrets <
+``DAISI_BASE_URL``. In the sandbox, ``HOME`` and ``TMPDIR`` (``TMP``, ``TEMP``) of
+the server's environment are replaced by the worker's private folders (``[env]`` may
+still set them), and ``bwrap`` sets ``PWD`` (the Daisi's folder); a Daisi with its own
+environment gets its ``PATH`` and ``VIRTUAL_ENV``.
 
 Nothing else: not ``PYTHONSTARTUP``, ``LD_PRELOAD`` or ``PYTHONWARNINGS`` (they run
 or load code), not proxy settings (``HTTP_PROXY`` and friends may carry a password in
@@ -31,7 +40,15 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 
-__all__ = ["ALLOWED_NAMES", "ALLOWED_PREFIXES", "is_variable_name", "worker_environment"]
+__all__ = [
+    "ALLOWED_NAMES",
+    "ALLOWED_PREFIXES",
+    "MAX_VALUE_LENGTH",
+    "RUNTIME_NAMES",
+    "is_variable_name",
+    "variable_problem",
+    "worker_environment",
+]
 
 ALLOWED_NAMES = frozenset(
     {
@@ -51,6 +68,12 @@ ALLOWED_NAMES = frozenset(
 ALLOWED_PREFIXES = ("LC_",)
 """Prefixes of variables a worker inherits (the locale categories)."""
 
+RUNTIME_NAMES = frozenset({"DAISI_BASE_URL"})
+"""Variables the runtime sets for every worker; ``[env]`` and secrets may not."""
+
+MAX_VALUE_LENGTH = 32 * 1024
+"""The longest value ``[env]`` or a secret may give a variable, in characters."""
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -60,15 +83,48 @@ def is_variable_name(name: str) -> bool:
     return bool(_NAME.match(name))
 
 
+def variable_problem(name: object, value: object) -> str | None:
+    """What is wrong with setting variable ``name`` to ``value`` for a worker (a Daisi's
+    ``[env]`` or secrets), or None. The message never quotes the value.
+
+    Example:
+        >>> variable_problem("API_KEY", "abc") is None
+        True
+        >>> variable_problem("API KEY", "abc")
+        "'API KEY' is not an environment variable name (letters, digits and _)"
+        >>> variable_problem("PORT", 8080)
+        'PORT must be a string (write it in quotes), not int'
+    """
+    if not isinstance(name, str) or not is_variable_name(name):
+        return f"{name!r} is not an environment variable name (letters, digits and _)"
+    if name in RUNTIME_NAMES:
+        return f"{name} is set by the runtime"
+    if not isinstance(value, str):
+        return f"{name} must be a string (write it in quotes), not {type(value).__name__}"
+    if "\0" in value:
+        return f"{name} must not contain a NUL character"
+    if len(value) > MAX_VALUE_LENGTH:
+        return f"{name} is longer than {MAX_VALUE_LENGTH} characters"
+    return None
+
+
 def worker_environment(
     source: Mapping[str, str] | None = None,
     *,
     passed: Iterable[str] = (),
+    settings: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment of a worker: the allowed variables of ``source`` (default: this
-    process's environment), the ``passed`` names that ``source`` sets, then ``extra``
-    (e.g. ``DAISI_BASE_URL``) over them.
+    process's environment), the ``passed`` names that ``source`` sets, then the Daisi's
+    ``settings`` (``[env]``), its ``secrets``, then ``extra`` (``DAISI_BASE_URL``), each
+    over the ones before.
+
+    Example:
+        >>> worker_environment({"PATH": "/bin", "X": "server"}, passed=["X"],
+        ...                    settings={"X": "toml"}, secrets={"KEY": "s3cr3t"})
+        {'PATH': '/bin', 'X': 'toml', 'KEY': 's3cr3t'}
     """
     if source is None:
         source = os.environ
@@ -78,6 +134,7 @@ def worker_environment(
         for name, value in source.items()
         if name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES) or name in wanted
     }
-    if extra:
-        env.update(extra)
+    for layer in (settings, secrets, extra):
+        if layer:
+            env.update(layer)
     return env

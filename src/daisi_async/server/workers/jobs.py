@@ -275,12 +275,19 @@ async def run_job(
     on_log: Callable[[dict[str, Any]], None],
 ) -> Outcome:
     """Run ``job`` on ``worker`` under its time limit and ``memory_limit``: the frames
-    (:func:`exchange`), then the outcome, or why the worker was lost (:func:`lost`)."""
+    (:func:`exchange`), then the outcome, or why the worker was lost (:func:`lost`).
+
+    A sandboxed worker gets the job through its room (:mod:`.room`): argument files
+    linked in, the result file moved out to ``job.result_path``.
+    """
+    room = worker.room
     start_watchdog(worker, timeout=job.timeout, memory_limit=memory_limit)
     try:
-        outcome = await exchange(worker, job, on_log)
+        outcome = await exchange(worker, job if room is None else room.stage(job), on_log)
         if outcome is None:
-            outcome = await lost(worker, job, memory_limit)
-        return outcome
+            return await lost(worker, job, memory_limit)
+        return outcome if room is None else room.collect(outcome, job)
     finally:
         worker.stop_watchdog()
+        if room is not None:
+            room.clear(job)

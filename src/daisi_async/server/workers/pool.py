@@ -31,7 +31,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..._dispatch import Signal
 from .backoff import Backoff, as_import_error
@@ -39,6 +39,9 @@ from .environment import worker_environment
 from .jobs import DaisiImportError, Job, Outcome, run_job
 from .process import EXIT_GRACE, WorkerProcess, launch, package_root, wait_ready
 from .state import DaisiState
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
 
 __all__ = ["MAX_WORKERS", "PoolRetired", "WorkerPool"]
 
@@ -86,6 +89,7 @@ class WorkerPool:
         max_workers: int = 1,
         idle_timeout: float | None = 600.0,
         import_timeout: float | None = 60.0,
+        sandbox: Sandbox | None = None,
     ) -> None:
         _check_counts(min_workers, max_workers)
         self.name, self.entry, self.memory_limit = name, entry, memory_limit
@@ -95,6 +99,8 @@ class WorkerPool:
         self.import_timeout = import_timeout
         """Seconds a worker may take to import the Daisi (None: no limit)."""
         self._on_log, self._on_output, self._python = on_log, on_output, python
+        self._sandbox = sandbox
+        """Workers run in this sandbox (None: not sandboxed)."""
         self._interpreter = interpreter
         """Called before each worker starts: ``(python, extra environment)``, e.g. once the
         Daisi's own environment is built; raises :class:`DaisiImportError` if it can't be."""
@@ -296,7 +302,9 @@ class WorkerPool:
         if self._interpreter is not None:
             python, extra = await self._interpreter()
             env = {**env, **extra}
-        worker = await launch(python, directory=self.directory, entry=self.entry, env=env)
+        worker = await launch(
+            python, directory=self.directory, entry=self.entry, env=env, sandbox=self._sandbox
+        )
         self._all.add(worker)
         self._track(self._reap_when_done(worker))
         await wait_ready(worker, on_output=self._on_output, timeout=self.import_timeout)
@@ -305,6 +313,7 @@ class WorkerPool:
     async def _reap_when_done(self, worker: WorkerProcess) -> None:
         await worker.proc.wait()
         worker.sweep()
+        worker.release_room()
         worker.gone = True
         worker.writer.close()
         self._all.discard(worker)

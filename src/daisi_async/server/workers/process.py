@@ -2,8 +2,11 @@
 (:func:`launch`, :func:`wait_ready`), killing it and reaping it (:class:`WorkerProcess`).
 
 Each worker runs in its own session (process group), with the environment it is
-given. Worker stdout (fd 1) goes to ``/dev/null``; worker stderr (fd 2) is the
-server's stderr, so a worker that dies hard leaves its last words in the server's log.
+given, and in a sandbox when the pool has one (:mod:`.sandbox`: the process the
+server sees is then ``bwrap``, with the worker inside; the worker's room, its private
+folders, is :attr:`WorkerProcess.room`). Worker stdout (fd 1) goes to ``/dev/null``;
+worker stderr (fd 2) is the server's stderr, so a worker that dies hard leaves its last
+words in the server's log.
 
 Example:
     >>> worker = await launch(sys.executable, directory=Path("daisies/adder"),
@@ -22,13 +25,17 @@ import socket
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import daisi_async
 
 from .._frames import FrameError, encode_head, read_frame_async
 from . import proctree
 from .jobs import DaisiImportError, clean_error, describe_exit, error
+
+if TYPE_CHECKING:
+    from .room import WorkerRoom
+    from .sandbox import Sandbox
 
 __all__ = [
     "EXIT_GRACE",
@@ -53,8 +60,17 @@ def package_root() -> str:
     return str(Path(daisi_async.__file__).resolve().parent.parent)
 
 
-def worker_command(python: str, *, fd: int, directory: Path, entry: str) -> list[str]:
-    """The command line of a worker: ``python -m <program> --fd N --dir D --entry E``.
+def worker_command(
+    python: str,
+    *,
+    fd: int,
+    directory: Path,
+    entry: str,
+    sandbox: Sandbox | None = None,
+    room: WorkerRoom | None = None,
+) -> list[str]:
+    """The command line of a worker: ``python -m <program> --fd N --dir D --entry E``,
+    inside ``sandbox`` (with ``room`` as its private folders) when one is given.
 
     ``fd`` is the worker's end of its socket (inherited); ``entry`` is relative to
     ``directory``.
@@ -63,7 +79,11 @@ def worker_command(python: str, *, fd: int, directory: Path, entry: str) -> list
         >>> worker_command("/usr/bin/python3", fd=5, directory=Path("/d"), entry="app.py")
         ['/usr/bin/python3', '-m', 'daisi_async.server.workers.program', '--fd', '5', '--dir', '/d', '--entry', 'app.py']
     """  # noqa: E501
-    return [python, "-m", WORKER_MODULE, "--fd", str(fd), "--dir", str(directory), "--entry", entry]
+    inner = [python, "-m", WORKER_MODULE, "--fd", str(fd), "--dir", str(directory)]
+    inner += ["--entry", entry]
+    if sandbox is None:
+        return inner
+    return sandbox.command(inner, python=python, directory=directory, room=room)
 
 
 def kill_worker_tree(pid: int) -> None:
@@ -87,6 +107,7 @@ class WorkerProcess:
         "pid",
         "proc",
         "reader",
+        "room",
         "watchdog",
         "writer",
     )
@@ -96,8 +117,11 @@ class WorkerProcess:
         proc: asyncio.subprocess.Process,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        room: WorkerRoom | None = None,
     ) -> None:
         self.proc = proc
+        self.room = room
+        """The sandboxed worker's private folders (None: not sandboxed)."""
         self.pid = proc.pid
         self.reader = reader
         self.writer = writer
@@ -157,18 +181,40 @@ class WorkerProcess:
                 await asyncio.wait_for(asyncio.shield(self.proc.wait()), grace)
         if self.proc.returncode is None:
             self.kill()
-        return await self.proc.wait()
+        return self.exit_status(await self.proc.wait())
+
+    def exit_status(self, returncode: int) -> int:
+        """The worker's exit status as Python reports a child's (negative: killed by that
+        signal). ``bwrap`` exits with ``128 + N`` when the worker inside died of signal
+        ``N``: that is read as the signal."""
+        if self.room is not None and 128 < returncode <= 128 + 64:
+            return 128 - returncode
+        return returncode
+
+    def release_room(self) -> None:
+        """Remove the sandboxed worker's room (once its process is reaped)."""
+        if self.room is not None:
+            self.room.remove()
 
 
 async def launch(
-    python: str, *, directory: Path, entry: str, env: Mapping[str, str]
+    python: str,
+    *,
+    directory: Path,
+    entry: str,
+    env: Mapping[str, str],
+    sandbox: Sandbox | None = None,
 ) -> WorkerProcess:
     """Start a worker process for the Daisi in ``directory`` (not yet ready: see
-    :func:`wait_ready`)."""
+    :func:`wait_ready`), inside ``sandbox`` when one is given (it gets a room of its own)."""
+    room = sandbox.open_room() if sandbox is not None else None
     parent, child = socket.socketpair()
     try:
+        command = worker_command(
+            python, fd=child.fileno(), directory=directory, entry=entry, sandbox=sandbox, room=room
+        )
         proc = await asyncio.create_subprocess_exec(
-            *worker_command(python, fd=child.fileno(), directory=directory, entry=entry),
+            *command,
             pass_fds=[child.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -179,6 +225,8 @@ async def launch(
         )
     except BaseException:
         parent.close()
+        if room is not None:
+            room.remove()
         raise
     finally:
         child.close()
@@ -188,7 +236,7 @@ async def launch(
         parent.close()
         kill_worker_tree(proc.pid)
         raise
-    return WorkerProcess(proc, reader, writer)
+    return WorkerProcess(proc, reader, writer, room)
 
 
 async def wait_ready(
