@@ -39,7 +39,8 @@ def test_the_summary_lists_the_daisies_loaded_building_and_broken_with_reasons(
     make_daisi(root, "two", {"a.py": "def a():\n    pass\n", "b.py": "def b():\n    pass\n"})
     make_daisi(root, "needs", {"app.py": "def g():\n    pass\n", "requirements.txt": "nopkg==1\n"})
     store = tmp_path / "store"
-    with LocalRuntime(root, store=store, workers=0, extra_args=["--index-url", silent_index]) as rt:
+    args = ["--index-url", silent_index, "--isolation", "none"]
+    with LocalRuntime(root, store=store, workers=0, extra_args=args) as rt:
         lines = rt.logs().splitlines()
     start = lines.index(f"daisi runtime serving {root.resolve()} at {rt.url}")
     summary = lines[start : start + 9]
@@ -52,6 +53,14 @@ def test_the_summary_lists_the_daisies_loaded_building_and_broken_with_reasons(
     assert summary[5] == "    building  local/needs: g"
     assert summary[6].startswith("    broken    local/Bad: SyntaxError in app.py, line 1")
     assert re.match(r"    broken    local/two: .*a\.py.*b\.py", summary[7]), summary[7]
+
+
+def test_the_summary_names_the_sandbox_in_force(tmp_path: Path) -> None:
+    root = tmp_path / "daisies"
+    make_daisi(root, "good", {"app.py": "def hi():\n    return 1\n"})
+    with LocalRuntime(root, workers=0, extra_args=["--isolation", "auto"]) as rt:
+        logs = rt.logs()
+    assert re.search(r"^  isolation  (sandbox \(bubblewrap .*\)|none)$", logs, re.M), logs
 
 
 def test_an_empty_folder_says_so(tmp_path: Path) -> None:
