@@ -434,9 +434,9 @@ class Runtime:
         rec = self.store.get(eid)
         if rec is None:
             raise not_found(f"no execution with id {eid!r}")
+        self.check_storage(rec)  # may commit what a failing store held back: check after
         if rec.status.is_terminal or timeout == 0:
             return rec
-        self.check_storage(rec)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_event(r: ExecutionRecord, ev: Event | None) -> None:
