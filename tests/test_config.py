@@ -106,7 +106,7 @@ def test_bad_fields_of_an_httpx_timeout() -> None:
     assert tmo.read is None and tmo.pool == 0
 
 
-@pytest.mark.parametrize("timeout", ["5", True, [1], object()], ids=repr)
+@pytest.mark.parametrize("timeout", ["5", True, [1], object()], ids=lambda v: type(v).__name__)
 def test_timeout_of_the_wrong_type(timeout: object) -> None:
     with pytest.raises(TypeError, match="timeout"):
         AsyncDaisi("Echo", timeout=timeout)  # type: ignore[arg-type]

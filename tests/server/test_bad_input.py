@@ -490,7 +490,7 @@ def test_map_is_all_or_nothing(client: httpx.Client, ids: dict[str, str]) -> Non
     "key",
     [
         "0123456789abcdef0123456789abcdef",
-        str(uuid.uuid4()),
+        "5c0ffee0-0000-4000-8000-00000000dead",  # a well-formed id of nothing
         "../../etc/passwd",
         "",
         "\x00",
