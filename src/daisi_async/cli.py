@@ -78,6 +78,15 @@ def _env_name(text: str) -> str:
     return text
 
 
+def _cluster(text: str) -> str:
+    from .server.backends.dask.address import parse_cluster
+
+    try:
+        return str(parse_cluster(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``daisi`` command."""
     parser = argparse.ArgumentParser(prog="daisi", description="Call and serve Daisies.")
@@ -199,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="watch the folder: reload edited Daisies (new calls get new workers), add new"
         " ones, drop removed ones",
     )
+    serve.add_argument(
+        "--cluster",
+        type=_cluster,
+        metavar="ADDRESS",
+        help="run executions on a Dask cluster: its scheduler (tcp://HOST:8786), or local:N"
+        " to start N Dask workers here; needs the cluster extra",
+    )
     serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     return parser
 
@@ -248,9 +264,12 @@ def _serve(args: argparse.Namespace) -> int:
         idle_timeout=args.idle_timeout,
         import_timeout=args.import_timeout,
         reload=args.reload,
+        cluster=args.cluster,
     )
     if args.max_workers is not None:
         config.max_workers = args.max_workers
+    elif args.cluster:  # the cap is the cluster's, not this machine's cores
+        config.max_workers = MAX_WORKERS
     if config.max_workers > MAX_WORKERS:
         print(f"daisi serve: --max-workers can't be over {MAX_WORKERS}", file=sys.stderr)
         return 2
