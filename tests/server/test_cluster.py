@@ -25,6 +25,7 @@ from tests.test_chaining import CountingTransport
 from tests.test_serialization import MAIN_SCRIPT
 
 from daisi_async import AsyncDaisi, Daisi, DaisiExecutionError, ExecutionStatus
+from daisi_async.server.backends.dask.protocol import IN_FLIGHT_PER_SLOT
 from daisi_async.testing import LocalRuntime
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -159,7 +160,7 @@ async def test_chained_result_moves_from_worker_to_worker(runtime: LocalRuntime)
         first = await maker.big_(size)
         await first.wait()
         keeper = int((await first.logs())[0].split()[1])
-        busy = [await maker.where_(seconds=3) for _ in range(2)]  # A has no room left
+        busy = [await maker.where_(seconds=1.5) for _ in range(IN_FLIGHT_PER_SLOT)]  # A is full
         before = read_bytes_of(runtime.process.pid)
         second = await user.length_(first)
         assert await second == size

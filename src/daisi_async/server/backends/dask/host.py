@@ -124,6 +124,7 @@ class DaisiHost:
     # -- the runtime's streams -----------------------------------------------------------
     async def stream(self, comm: Comm, protocol: int = 0, runtime: str = "") -> Status:
         """The handler of a runtime's stream: hello, then messages until it closes."""
+        comm.allow_offload = False  # (see protocol.SERIALIZE_ABOVE)
         link = _Link(comm, runtime)
         link.send(
             {

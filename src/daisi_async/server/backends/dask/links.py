@@ -104,6 +104,7 @@ class HostLink:
             OSError: the worker could not be reached.
         """
         comm = await connect(address, timeout=timeout, **connection_args)
+        comm.allow_offload = False  # (see protocol.SERIALIZE_ABOVE)
         try:
             await comm.write(
                 {"op": STREAM_HANDLER, "reply": False, "protocol": PROTOCOL, "runtime": runtime}

@@ -1,13 +1,14 @@
 """Which Dask worker runs the next execution (:class:`Placement`).
 
 Each Dask worker offers ``slots`` (its Dask threads, or its ``daisi`` resource) and takes
-:data:`~.protocol.IN_FLIGHT_PER_SLOT` executions per slot: one running, one waiting
-there for the next free worker process. Executions that find no room wait here, first
-come, first served, QUEUED. A Daisi takes at most ``limit`` of the cluster's slots at
-once (``max_workers``, or ``workers.set(n)``); a pinned Daisi's ``n`` worker processes
-are spread over the Dask workers (``shares``), and its executions go where its
-processes are. A worker that keeps a result an execution takes as an argument is
-preferred when it has room (the result is read there, not moved).
+:data:`~.protocol.IN_FLIGHT_PER_SLOT` executions per slot: one running, the others
+waiting there for the next free worker process. Executions that find no room wait here,
+first come, first served, QUEUED; the least loaded worker gets the next one. A Daisi
+takes at most ``limit`` of the cluster's slots at once (``max_workers``, or
+``workers.set(n)``); a pinned Daisi's ``n`` worker processes are spread over the Dask
+workers (``shares``), and its executions go where its processes are. A worker that
+keeps a result an execution takes as an argument is preferred when it has room (the
+result is read there, not moved).
 
 Placement is the runtime's own, not the scheduler's: a scheduler round trip per
 execution is what makes a plain Dask task ~10x slower than a warm local call (see
