@@ -582,7 +582,9 @@ def _cluster(loop: LoopThread, s: Settings) -> dict[str, Any] | None:
     except ImportError:
         log("dask[distributed] is not installed: the cluster scenario is skipped")
         return None
-    return scenario_cluster(loop, rounds=s.rounds, calls=s.calls, fan_out=s.gather_n)
+    return scenario_cluster(
+        loop, rounds=s.rounds, calls=s.calls, fan_out=s.gather_n, log_runs=s.log_runs
+    )
 
 
 # == main ================================================================================

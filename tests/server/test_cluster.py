@@ -20,13 +20,17 @@ import httpx
 import psutil
 import pytest
 from tests.server.cluster_daisies import cluster_daisies
+from tests.support.daisi_folders import make_daisi
 from tests.support.dask_cluster import DaskCluster
+from tests.support.wheels import toy_links, uv_cache
 from tests.test_chaining import CountingTransport
 from tests.test_serialization import MAIN_SCRIPT
 
 from daisi_async import AsyncDaisi, Daisi, DaisiExecutionError, ExecutionStatus
 from daisi_async.server.backends.dask.protocol import IN_FLIGHT_PER_SLOT
 from daisi_async.testing import LocalRuntime
+
+__all__ = ["toy_links", "uv_cache"]  # session fixtures, used by name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -228,3 +232,46 @@ async def test_kept_result_survives_a_runtime_restart(runtime: LocalRuntime) -> 
     async with AsyncDaisi("Where", base_url=runtime.url) as d:
         again = await d.execution(eid)
         assert await again == bytes(1_000_000)
+
+
+TOY_APP = """
+import sys
+
+import toypkg
+
+
+def version() -> list:
+    return [toypkg.VERSION, sys.prefix]
+"""
+
+
+async def test_requirements_are_installed_on_the_dask_workers(
+    cluster: DaskCluster, tmp_path: Path, toy_links: Path
+) -> None:
+    """A Daisi's requirements.txt gets an environment built with uv on each Dask worker
+    (the --find-links folder is on this machine, as the workers are)."""
+    make_daisi(tmp_path, "toy", {"app.py": TOY_APP, "requirements.txt": "toypkg==2.0\n"})
+    args = ["--cluster", cluster.address, "--find-links", str(toy_links), "--offline"]
+    with LocalRuntime(tmp_path, workers=0, extra_args=args) as rt:
+        async with AsyncDaisi("toy", base_url=rt.url) as d:
+            version, prefix = await d.version()
+    assert version == "2.0"
+    assert str(cluster.dir) in prefix and "/daisi/envs/" in prefix  # on a Dask worker
+
+
+async def test_reload_sends_the_edited_code_to_the_workers(
+    cluster: DaskCluster, tmp_path: Path
+) -> None:
+    folder = make_daisi(tmp_path, "version", {"app.py": "def version() -> int:\n    return 1\n"})
+    args = ["--cluster", cluster.address, "--reload"]
+    with LocalRuntime(tmp_path, workers=0, extra_args=args) as rt:
+        async with AsyncDaisi("version", base_url=rt.url) as d:
+            assert await d.version() == 1
+        (folder / "app.py").write_text("def version() -> int:\n    return 2\n")
+        deadline = time.monotonic() + 60
+        while True:
+            async with AsyncDaisi("version", base_url=rt.url) as d:
+                if await d.version() == 2:
+                    break
+            assert time.monotonic() < deadline, rt.logs()
+            await asyncio.sleep(0.2)

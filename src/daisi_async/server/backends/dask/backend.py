@@ -37,6 +37,7 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
+import dask.config
 from distributed import Client
 
 import daisi_async
@@ -61,19 +62,25 @@ if TYPE_CHECKING:
 
     from ...engine import RuntimeConfig
 
-__all__ = ["CLUSTER_WAIT", "DaskBackend"]
+__all__ = ["CLUSTER_WAIT", "DaskBackend", "cluster_wait"]
 
 _log = logging.getLogger("daisi_async.server")
 
-CONNECT_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
 """Seconds one attempt to reach the scheduler may take."""
 CLUSTER_WAIT = 120.0
 """Seconds an execution waits for a cluster with no worker (or no scheduler) before it
-fails with ``daisi.ClusterUnavailable``."""
+fails with ``daisi.ClusterUnavailable``, unless Dask's configuration sets
+``daisi.cluster-wait`` (e.g. ``DASK_DAISI__CLUSTER_WAIT=30``)."""
 FETCH_WAIT = 10.0
 """Seconds a request for a kept result waits for the cluster to be connected."""
 SYNC_INTERVAL = 2.0
 """Seconds between two comparisons of the linked workers with the scheduler's list."""
+
+
+def cluster_wait() -> float:
+    """:data:`CLUSTER_WAIT`, or Dask's ``daisi.cluster-wait`` setting."""
+    return float(dask.config.get("daisi.cluster-wait", CLUSTER_WAIT))
 
 
 def _say(message: str) -> None:
@@ -350,7 +357,7 @@ class DaskBackend(Backend):
     async def _expire(self) -> None:
         while True:
             await asyncio.sleep(0.5)
-            self.placement.expire(CLUSTER_WAIT, self._why_no_worker)
+            self.placement.expire(cluster_wait(), self._why_no_worker)
 
     def _why_no_worker(self) -> str:
         if not self.connected:
@@ -456,22 +463,22 @@ class DaskBackend(Backend):
         """Wait until the scheduler is connected and the Daisi's code is installed.
 
         Raises:
-            ClusterUnavailable: not within :data:`CLUSTER_WAIT` seconds.
+            ClusterUnavailable: not within :func:`cluster_wait` seconds.
             DaisiImportError: the code could not be installed.
             PoolRetired: the pool was retired meanwhile.
         """
-        since = time.monotonic()
+        since, wait = time.monotonic(), cluster_wait()
         while True:
             pool.check_usable()
             if pool.failure is not None:
                 raise pool.failure
             if self.connected and pool.registered == self.epoch:
                 return
-            left = CLUSTER_WAIT - (time.monotonic() - since)
+            left = wait - (time.monotonic() - since)
             if left <= 0:
                 raise ClusterUnavailable(
                     f"the Daisi could not be installed on the Dask cluster within"
-                    f" {CLUSTER_WAIT:g} s: {self._why_no_worker()}"
+                    f" {wait:g} s: {self._why_no_worker()}"
                 )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(left, 1.0))
@@ -522,7 +529,7 @@ class DaskBackend(Backend):
 
     async def locate(self, eid: str) -> str:
         """The worker that keeps the result of ``eid`` (waits for the cluster, if need be)."""
-        return await self._where(eid, CLUSTER_WAIT)
+        return await self._where(eid, cluster_wait())
 
     async def fetch(self, eid: str) -> bytes:
         """The kept result of ``eid``, from the worker that keeps it."""

@@ -62,6 +62,12 @@ INSTALL_WAIT = 120.0
 STATE_INTERVAL = 0.25
 """Seconds between two looks at the pools' states (sent when they change)."""
 
+START_DELAY = 0.005
+"""Seconds after its start that a run's ``start`` is sent, unless its ``done`` (which
+then says ``started``) or a log line goes first: a short run costs one message, not two.
+A Dask worker lost within that time leaves its run looking not started: it is placed
+again without counting an attempt."""
+
 
 def wire_bytes(data: bytes | None) -> Any:
     """``data`` as a message value: large bytes travel as frames of their own."""
@@ -75,6 +81,43 @@ def slots_of(worker: Worker) -> int:
     declared = worker.state.total_resources.get("daisi")
     n = int(declared) if declared else worker.state.nthreads
     return max(1, min(n, MAX_WORKERS))
+
+
+class _Run:
+    """One execution on this host: the stream it came from, its task, its start."""
+
+    __slots__ = ("eid", "happened", "link", "sent", "task", "timer")
+
+    def __init__(self, link: _Link, eid: str) -> None:
+        self.link = link
+        self.eid = eid
+        self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.happened = False
+        self.sent = False
+
+    def started(self) -> None:
+        """A worker process took the run: say so soon (:data:`START_DELAY`)."""
+        self.happened = True
+        self.timer = asyncio.get_running_loop().call_later(START_DELAY, self.tell)
+
+    def tell(self) -> None:
+        """Send ``start`` now, if it happened and was not sent."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.happened and not self.sent:
+            self.sent = True
+            self.link.send({"op": "start", "eid": self.eid})
+
+    def fold(self, reply: dict[str, Any]) -> None:
+        """The run ended before its ``start`` was sent: ``reply`` says it started."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.happened and not self.sent:
+            self.sent = True
+            reply["started"] = True
 
 
 class _Link:
@@ -112,7 +155,7 @@ class DaisiHost:
         self.held: dict[str, tuple[Path, int]] = {}
         """Results kept here: execution id -> (file, size)."""
         self.links: set[_Link] = set()
-        self._runs: dict[str, tuple[_Link, asyncio.Task[None]]] = {}
+        self._runs: dict[str, _Run] = {}
         self._closing = False
         self._states: dict[str, dict[str, Any]] = {}
         self._reporter = asyncio.get_running_loop().create_task(self._report_states())
@@ -151,9 +194,9 @@ class DaisiHost:
             pass
         finally:
             self.links.discard(link)
-            for eid, (owner, task) in list(self._runs.items()):
-                if owner is link:  # nobody waits for it any more
-                    task.cancel()
+            for eid, run in list(self._runs.items()):
+                if run.link is link and run.task is not None:  # nobody waits for it any more
+                    run.task.cancel()
                     del self._runs[eid]
             await link.close()
         return Status.dont_reply
@@ -161,26 +204,27 @@ class DaisiHost:
     def _handle(self, link: _Link, msg: dict[str, Any]) -> None:
         op = msg.get("op")
         if op == "run":
-            eid = str(msg["eid"])
-            task = asyncio.get_running_loop().create_task(self._run(link, msg))
-            self._runs[eid] = (link, task)
-            task.add_done_callback(lambda t: self._ran(eid, t))
+            run = _Run(link, str(msg["eid"]))
+            run.task = asyncio.get_running_loop().create_task(self._run(run, msg))
+            self._runs[run.eid] = run
+            run.task.add_done_callback(lambda t: self._ran(run, t))
         elif op == "cancel":
             found = self._runs.pop(str(msg["eid"]), None)
-            if found is not None:
-                found[1].cancel()
+            if found is not None and found.task is not None:
+                found.task.cancel()
         elif op == "size":
             self.installs.size(str(msg["install"]), str(msg["version"]), int(msg["number"]))
         elif op == "drop":
             for eid in msg.get("eids", ()):
                 self._drop(str(eid))
 
-    def _ran(self, eid: str, task: asyncio.Task[None]) -> None:
-        found = self._runs.get(eid)
-        if found is not None and found[1] is task:
-            del self._runs[eid]
+    def _ran(self, run: _Run, task: asyncio.Task[None]) -> None:
+        if self._runs.get(run.eid) is run:
+            del self._runs[run.eid]
+        if run.timer is not None:
+            run.timer.cancel()
         if not task.cancelled() and task.exception() is not None:
-            _log.error("execution %s", eid, exc_info=task.exception())
+            _log.error("execution %s", run.eid, exc_info=task.exception())
 
     def _drop(self, eid: str) -> None:
         kept = self.held.pop(eid, None)
@@ -188,8 +232,8 @@ class DaisiHost:
             kept[0].unlink(missing_ok=True)
 
     # -- one execution -------------------------------------------------------------------
-    async def _run(self, link: _Link, msg: dict[str, Any]) -> None:
-        eid = str(msg["eid"])
+    async def _run(self, run: _Run, msg: dict[str, Any]) -> None:
+        eid = run.eid
         reply: dict[str, Any] = {"op": "done", "eid": eid}
         answer = True
         try:
@@ -213,9 +257,7 @@ class DaisiHost:
                 result_path=str(self.results / f"r-{eid}"),
                 inline_limit=int(msg["inline_limit"]),
             )
-            outcome = await item.pool.run(
-                job, on_start=lambda: link.send({"op": "start", "eid": eid})
-            )
+            outcome = await item.pool.run(job, on_start=run.started)
         except asyncio.CancelledError:  # by the runtime, or its stream closed
             answer = False
             raise
@@ -245,7 +287,8 @@ class DaisiHost:
                 )
         finally:
             if answer and not self._closing:  # closing: the runtime hears it from "closing"
-                link.send(reply)
+                run.fold(reply)
+                run.link.send(reply)
 
     async def _arguments(
         self, raw: Mapping[str, Mapping[str, Any]]
@@ -291,9 +334,10 @@ class DaisiHost:
 
     # -- what the pools say ---------------------------------------------------------------
     def _log_line(self, eid: str, stream: str, line: str) -> None:
-        found = self._runs.get(eid)
-        if found is not None:
-            found[0].send({"op": "log", "eid": eid, "stream": stream, "line": line})
+        run = self._runs.get(eid)
+        if run is not None:
+            run.tell()  # RUNNING before its first line
+            run.link.send({"op": "log", "eid": eid, "stream": stream, "line": line})
 
     def _output(self, install: str, stream: str, line: str) -> None:
         for link in list(self.links):
@@ -334,8 +378,9 @@ class DaisiHost:
         self._reporter.cancel()
         for link in list(self.links):
             link.send({"op": "closing", "reason": reason})
-        for _link, task in list(self._runs.values()):
-            task.cancel()
+        for run in list(self._runs.values()):
+            if run.task is not None:
+                run.task.cancel()
         await asyncio.gather(*(link.close() for link in list(self.links)))
         await self.installs.close()
         self.worker.handlers.pop(STREAM_HANDLER, None)

@@ -201,6 +201,8 @@ class HostLink:
                     pending.on_start()
         elif op == "done":
             if pending is not None and not pending.future.done():
+                if msg.get("started") and not pending.started:  # a short run: one message
+                    self._dispatch({"op": "start", "eid": eid})
                 pending.future.set_result(msg)
         elif op == "closing":
             self.why = f"the Dask worker is shutting down: {msg.get('reason', '')}"

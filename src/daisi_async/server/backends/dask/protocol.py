@@ -11,7 +11,9 @@ Host → runtime:
 
 * ``hello``: ``protocol``, ``version`` (of daisi-async), ``slots``, ``held`` (``{execution
   id: size}`` of the results it keeps);
-* ``start`` ``eid``: a worker process took the execution (it is RUNNING);
+* ``start`` ``eid``: a worker process took the execution (it is RUNNING); sent a few
+  milliseconds after the fact (``host.START_DELAY``), or folded into ``done`` as
+  ``started`` when the run ends first;
 * ``log`` ``eid stream line``: one line the execution printed;
 * ``done`` ``eid`` and ``ok``, ``error``, ``result`` (dill bytes up to the job's inline
   limit), ``json``, ``held`` (the size of a larger result the host keeps), or
