@@ -3,9 +3,10 @@
 * **Connection.** A Dask ``Client`` (asynchronous, on the runtime's event loop) connects
   to the scheduler (``--cluster tcp://…``), or to a ``LocalCluster`` the runtime starts
   (``--cluster local:N``), in the background: the runtime serves at once, executions
-  wait QUEUED meanwhile. The scheduler tells which workers exist (and the ``daisi-host``
-  and ``remove-worker`` events say when that changes); the runtime opens one stream to
-  each worker's Daisi host (:mod:`.links`). When the scheduler is lost, the executions
+  wait QUEUED meanwhile. The scheduler tells which workers exist (asked every 2 s; a new
+  worker's host also says so on the ``daisi-host`` event topic); the runtime opens one
+  stream to each worker's Daisi host (:mod:`.links`), and a worker whose stream breaks or
+  that the scheduler no longer lists is dropped. When the scheduler is lost, the executions
   running end FAILED (``daisi.ClusterUnavailable``), the others wait, and the runtime
   connects again as soon as the scheduler answers; what it stored is served meanwhile.
 * **Code.** Each Daisi's folder goes to every worker, present and future, in a worker
@@ -50,7 +51,7 @@ from ..base import Backend, PoolSettings, ResultUnavailable
 from .address import parse_cluster
 from .installs import HostPoolSettings
 from .kept import KeptResults
-from .links import HostLink, HostLost
+from .links import HostLink, HostLost, NoHostYet
 from .packing import LARGE_ARCHIVE, pack
 from .placement import ClusterUnavailable, Placement
 from .plugins import DaisiCode, DaisiHostPlugin, code_plugin_name
@@ -133,6 +134,7 @@ class DaskBackend(Backend):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._opening: dict[str, asyncio.Task[None]] = {}
         self._refused: set[str] = set()
+        self._again: set[str] = set()
         self._install_lock = asyncio.Lock()
         self._supervisor: asyncio.Task[None] | None = None
 
@@ -153,6 +155,7 @@ class DaskBackend(Backend):
         (and the local cluster)."""
         client = self.client
         if client is not None and self.connected:
+            client.unsubscribe_topic(HOST_TOPIC)
             names = [code_plugin_name(key) for key in self.pools]
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -240,7 +243,6 @@ class DaskBackend(Backend):
         except Exception as exc:  # a worker without daisi-async: it gets no executions
             _say(f"a Dask worker could not start the Daisi host: {exc!r}")
         client.subscribe_topic(HOST_TOPIC, self._on_host_event)
-        client.subscribe_topic("all", self._on_cluster_event)
         self._connected = True
         for pool in list(self.pools.values()):
             self.install(pool)
@@ -274,11 +276,21 @@ class DaskBackend(Backend):
         return workers
 
     def _link(self, address: str) -> None:
-        if address in self.placement.links or address in self._opening or not self.connected:
+        if address in self.placement.links or not self.connected:
+            return
+        if address in self._opening:  # try again once this attempt is over
+            self._again.add(address)
             return
         task = asyncio.get_running_loop().create_task(self._open(address, self.epoch))
         self._opening[address] = task
-        task.add_done_callback(lambda _t: self._opening.pop(address, None))
+
+        def opened(_task: asyncio.Task[None]) -> None:
+            self._opening.pop(address, None)
+            if address in self._again:
+                self._again.discard(address)
+                self._link(address)
+
+        task.add_done_callback(opened)
 
     async def _open(self, address: str, epoch: int) -> None:
         assert self.client is not None
@@ -292,6 +304,8 @@ class DaskBackend(Backend):
             )
         except asyncio.CancelledError:
             raise
+        except NoHostYet:  # its host will say when it is ready (or the next sync retries)
+            return
         except Exception as exc:  # refused, unreachable, or a malformed hello
             if address not in self._refused:
                 self._refused.add(address)
@@ -318,13 +332,6 @@ class DaskBackend(Backend):
         address = event[1].get("address")
         if isinstance(address, str):
             self._link(address)
-
-    def _on_cluster_event(self, event: tuple[float, Mapping[str, Any]]) -> None:
-        msg = event[1]
-        if msg.get("action") == "remove-worker":
-            link = self.placement.links.get(str(msg.get("worker")))
-            if link is not None:
-                link.close("the scheduler removed it from the cluster")
 
     def _on_message(self, link: HostLink, msg: dict[str, Any]) -> None:
         if msg.get("op") == "output":

@@ -27,7 +27,7 @@ from distributed.comm.core import Comm, CommClosedError, connect
 
 from .protocol import PROTOCOL, STREAM_HANDLER
 
-__all__ = ["HostLink", "HostLost", "HostRefused"]
+__all__ = ["HostLink", "HostLost", "HostRefused", "NoHostYet"]
 
 _log = logging.getLogger("daisi_async.server")
 
@@ -45,6 +45,10 @@ class HostLost(Exception):
 
 class HostRefused(Exception):
     """The Dask worker has no Daisi host, or one that speaks another protocol."""
+
+
+class NoHostYet(HostRefused):
+    """The Dask worker has no Daisi host yet (its plugins are being set up)."""
 
 
 @dataclass
@@ -106,13 +110,17 @@ class HostLink:
         comm = await connect(address, timeout=timeout, **connection_args)
         comm.allow_offload = False  # (see protocol.SERIALIZE_ABOVE)
         try:
+            # reply=True: a worker without the handler answers None at once (the
+            # handler itself never replies: it writes its hello, then owns the comm).
             await comm.write(
-                {"op": STREAM_HANDLER, "reply": False, "protocol": PROTOCOL, "runtime": runtime}
+                {"op": STREAM_HANDLER, "reply": True, "protocol": PROTOCOL, "runtime": runtime}
             )
             try:
                 batch = await asyncio.wait_for(comm.read(), timeout)
             except asyncio.TimeoutError:
                 raise HostRefused(f"no Daisi host answered on {address}") from None
+            if batch is None:
+                raise NoHostYet(f"{address} has no Daisi host (yet)")
             msgs = list(batch) if isinstance(batch, (list, tuple)) else [batch]
             hello = msgs[0] if msgs else {}
             if hello.get("op") != "hello":
