@@ -13,7 +13,9 @@ benchmark-only Bench Daisi), then measures, side by side:
 6. cold start: the first call of a fresh Daisi (its worker starts for it);
 7. a runtime serving 40 Daisies: time to ready, and memory while idle;
 8. time to the first result of a Daisi with a requirements.txt: its environment
-   reused after a restart vs built fresh (a runtime of its own, see ``_envs.py``).
+   reused after a restart vs built fresh (a runtime of its own, see ``_envs.py``);
+9. the cluster backend (``daisi serve --cluster``) beside plain Dask on one Dask
+   cluster: trivial call p50 and fan-out rate (``_cluster.py``).
 
 Scenarios 6 and 7 (``_lifecycle.py``) start runtimes of their own.
 
@@ -41,6 +43,7 @@ from urllib.parse import quote
 
 import httpx
 import numpy as np
+from _cluster import cluster_rows, scenario_cluster
 from _common import (
     MB,
     ByteCounter,
@@ -555,6 +558,8 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
                 f"{run['rss_bytes'] / MB:.0f} MB (server + {run['ready_daisies']} workers)",
             )
         )
+    if res.get("cluster"):
+        rows += cluster_rows(res["cluster"])
     envs = res.get("envs")
     if envs:
         rows.append(
@@ -572,6 +577,17 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _cluster(loop: LoopThread, s: Settings) -> dict[str, Any] | None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        log("dask[distributed] is not installed: the cluster scenario is skipped")
+        return None
+    return scenario_cluster(
+        loop, rounds=s.rounds, calls=s.calls, fan_out=s.gather_n, log_runs=s.log_runs
+    )
+
+
 # == main ================================================================================
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="daisi-async benchmarks (benchmarks/README.md)")
@@ -582,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5,6,7,8",
+        default="1,2,3,4,5,6,7,8,9",
         help="comma-separated scenario numbers to run (default: all)",
     )
     ns = parser.parse_args(argv)
@@ -622,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
             (6, "cold_start", lambda: scenario_cold_start(s.cold_daisies)),
             (7, "many", lambda: scenario_many(s.many_daisies)),
             (8, "envs", lambda: scenario_envs(s.env_reps)),
+            (9, "cluster", lambda: _cluster(loop, s)),
         ]
         for number, key, step in own:  # each on runtimes of its own
             if number in only:

@@ -80,6 +80,12 @@ def _tokens(path: Path) -> dict[str, str]:
         raise ValueError(f"can't read the tokens file: {exc}") from None
 
 
+def _cluster(text: str) -> str:
+    from ..server.backends.dask.address import parse_cluster
+
+    return str(parse_cluster(text))
+
+
 def _resolved(path: Path) -> Path:
     return path.resolve()
 
@@ -232,6 +238,14 @@ OPTIONS: list[Callable[[F], F]] = [
         help="watch the folder: reload edited Daisies (new calls get new workers), add new"
         " ones, drop removed ones",
     ),
+    config_option(
+        "--cluster",
+        field="cluster",
+        to_config=_cluster,
+        metavar="ADDRESS",
+        help="run executions on a Dask cluster: its scheduler (tcp://HOST:8786), or local:N"
+        " to start N Dask workers here; needs the cluster extra",
+    ),
     click.option(
         "--isolation",
         type=click.Choice(["auto", "sandbox", "none"]),
@@ -305,6 +319,8 @@ def _settings(command: click.Command, params: dict[str, Any]) -> ServeSettings:
             except (OSError, ValueError) as exc:
                 raise click.BadParameter(str(exc), param=param) from None
         _set(config, param.field, value)
+    if config.cluster and params.get("max_workers") is None:
+        config.max_workers = MAX_WORKERS  # the cap is the cluster's, not this machine's
     if config.max_workers > MAX_WORKERS:
         raise click.UsageError(f"--max-workers can't be over {MAX_WORKERS}")
     if config.workers > config.max_workers:

@@ -1,9 +1,9 @@
 """The execution engine: validates submissions, runs them on worker pools, waits.
 
 It ties the served Daisies and their worker pools (:mod:`.lifecycle`: which Daisies
-exist, where code runs) and the store (what happened) together. HTTP lives in the
-route modules; this module knows nothing of requests and replies beyond
-:class:`~.errors.ApiError`.
+exist), the backend (:mod:`.backends`: where code runs, on this machine or on a Dask
+cluster) and the store (what happened) together. HTTP lives in the route modules; this
+module knows nothing of requests and replies beyond :class:`~.errors.ApiError`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from typing import Any
 
 from .._wire import CANCELLED, DAISI_BROKEN, RESULT_ERROR, UPSTREAM_FAILED, ExecutionStatus
 from .auth import Auth
+from .backends import HeldOutcome, ResultUnavailable, make_backend
 from .envs import ENVIRONMENT_ERROR, Environments, EnvOptions
 from .errors import ApiError, invalid_arguments, not_found
 from .lifecycle import DaisiUnavailable, Lifecycle
 from .registry import ArgumentsError, DaisiSpec, Registry
 from .secrets_file import Secrets
 from .store import (
+    INLINE_BLOB_BYTES,
     Blob,
     Event,
     ExecutionRecord,
@@ -84,6 +86,10 @@ class RuntimeConfig:
     :mod:`daisi_async.server.workers.sandbox`)."""
     secrets: Secrets = field(default_factory=Secrets)
     """Each Daisi's secrets (``--secrets FILE``; see :mod:`daisi_async.server.secrets_file`)."""
+    cluster: str | None = None
+    """Run executions on a Dask cluster (``daisi serve --cluster``): a scheduler address
+    (``tcp://host:8786``) or ``local:N`` (see :mod:`daisi_async.server.backends.dask`);
+    None: on this machine."""
 
 
 class Runtime:
@@ -95,8 +101,12 @@ class Runtime:
         self.store = store or Store(config.store_dir, synchronous=config.sync)
         self.store.on_lost = self._lost
         self.envs = Environments(config.store_dir / "envs", config.envs)
-        self.lifecycle = Lifecycle(config, envs=self.envs, on_log=self._on_log)
+        self.backend = make_backend(config)
+        self.lifecycle = Lifecycle(
+            config, envs=self.envs, on_log=self._on_log, backend=self.backend
+        )
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._fetches: dict[str, asyncio.Task[None]] = {}
 
     @property
     def isolation(self) -> str:
@@ -114,6 +124,7 @@ class Runtime:
         """Open the store, load the Daisies (their workers start in the background or on
         first use), resume queued work."""
         self.store.open()
+        await self.backend.start()
         self.lifecycle.load()
         for rec in self.store.recover():
             self._schedule(rec)
@@ -127,6 +138,7 @@ class Runtime:
             with contextlib.suppress(BaseException):
                 await t
         await self.lifecycle.close()
+        await self.backend.close()
         self.store.close()
 
     # -- Daisies -------------------------------------------------------------------------
@@ -327,7 +339,20 @@ class Runtime:
                         },
                     )
                     return
-                job_args[name] = self._blob_arg(up.result_key)
+                found = await self._result_arg(up)
+                if isinstance(found, str):  # its bytes were kept where it ran, and are gone
+                    self.store.finish(
+                        rec,
+                        ExecutionStatus.FAILED,
+                        error={
+                            "type": UPSTREAM_FAILED,
+                            "message": f"argument {name!r}: the result of upstream execution"
+                            f" {up.id} is no longer available: {found}",
+                            "traceback": "",
+                        },
+                    )
+                    return
+                job_args[name] = found
             elif "blob" in arg:
                 job_args[name] = self._blob_arg(arg["blob"])
             else:
@@ -373,6 +398,19 @@ class Runtime:
             },
         )
 
+    async def _result_arg(self, up: ExecutionRecord) -> dict[str, Any] | str:
+        """The result of ``up`` as an argument of a job: from the store, or a reference to
+        where the backend keeps it (``{"held": id}``: its bytes never come here); or why
+        it is gone."""
+        assert up.result_key is not None
+        if self.store.get_blob(up.result_key) is not None:
+            return self._blob_arg(up.result_key)
+        try:
+            await self.backend.locate(up.id)
+        except ResultUnavailable as exc:
+            return str(exc)
+        return {"held": up.id}
+
     def _blob_arg(self, key: str) -> dict[str, Any]:
         blob = self.store.get_blob(key)
         if blob is None:
@@ -385,9 +423,11 @@ class Runtime:
         if not outcome.ok:
             self.store.finish(rec, ExecutionStatus.FAILED, error=outcome.error)
             return
-        result: tuple[str, bytes | Path, int]
+        result: tuple[str, bytes | Path | None, int]
         try:
-            if outcome.result_file is not None:
+            if isinstance(outcome, HeldOutcome):  # kept where it ran, until asked for
+                result = (key, None, outcome.result_size)
+            elif outcome.result_file is not None:
                 result = (key, Path(outcome.result_file), outcome.result_size)
             else:
                 result = self.store.result_blob(key, outcome.result or b"")
@@ -405,6 +445,49 @@ class Runtime:
         self.store.finish(
             rec, ExecutionStatus.FINISHED, result=result, result_json=outcome.result_json
         )
+
+    async def fetch_result(self, rec: ExecutionRecord) -> None:
+        """Make sure the result of a FINISHED ``rec`` is in the store: a result the
+        backend kept where it ran (on a Dask worker) is brought here first, once.
+
+        Raises:
+            ApiError: 410 ``result_gone`` when it is no longer anywhere; 503
+                ``cluster_unavailable`` while the cluster that keeps it is not connected.
+            StorageError: it could not be stored.
+        """
+        key = rec.result_key
+        if key is None or rec.status is not ExecutionStatus.FINISHED or rec.result_json:
+            return
+        if self.store.get_blob(key) is not None:
+            return
+        task = self._fetches.get(rec.id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._fetch(rec, key))
+            self._fetches[rec.id] = task
+            task.add_done_callback(lambda _t: self._fetches.pop(rec.id, None))
+        await asyncio.shield(task)
+
+    async def _fetch(self, rec: ExecutionRecord, key: str) -> None:
+        try:
+            data = await self.backend.fetch(rec.id)
+        except ResultUnavailable as exc:
+            if exc.temporary:
+                raise ApiError(
+                    503, "cluster_unavailable", f"the result of execution {rec.id} can't be"
+                    f" fetched now: {exc}"
+                ) from None  # fmt: skip
+            raise ApiError(
+                410,
+                "result_gone",
+                f"the result of execution {rec.id} is no longer available: {exc}",
+            ) from None
+        if len(data) <= INLINE_BLOB_BYTES:
+            self.store.put_blob(data, owner=rec.owner, key=key)
+        else:
+            path = await asyncio.to_thread(self.store.files.write, key, data)
+            self.store.add_blob_file(key, path, len(data), owner=rec.owner)
+        await self.store.commit()
+        self.backend.release(rec.id)
 
     def _on_log(self, eid: str, stream: str, line: str) -> None:
         rec = self.store.get(eid)

@@ -34,25 +34,44 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .backends import Backend, DaisiWorkers, LocalBackend, PoolSettings
 from .envs import ENVIRONMENT_ERROR, EnvironmentBroken, Environments
 from .registry import DaisiSpec, Registry, load_daisies
 from .watch import POLL_INTERVAL, Snapshot, fingerprint, snapshot
-from .workers.environment import worker_environment
 from .workers.jobs import DaisiImportError, Job, Outcome, error_text
-from .workers.pool import PoolRetired, WorkerPool
+from .workers.pool import PoolRetired
 from .workers.startlog import StartLog
 from .workers.state import DaisiState
 
 if TYPE_CHECKING:
     from .engine import RuntimeConfig
 
-__all__ = ["DaisiUnavailable", "Lifecycle"]
+__all__ = ["DaisiUnavailable", "Lifecycle", "daisi_interpreter"]
 
 log = logging.getLogger("daisi_async.server")
 
 
 class DaisiUnavailable(Exception):
     """The Daisi has no worker pool: it was removed from the folder, or broke on reload."""
+
+
+async def daisi_interpreter(envs: Environments, spec: DaisiSpec) -> tuple[str, dict[str, str]]:
+    """The Daisi's interpreter (once its environment is built) and what to add to its
+    workers' environment: an own environment comes first on ``PATH``, as if activated.
+
+    Raises:
+        DaisiImportError: the environment can't be had (type ``daisi.EnvironmentError``).
+    """
+    try:
+        python = await envs.interpreter(spec)
+    except EnvironmentBroken as exc:
+        error = {"type": ENVIRONMENT_ERROR, "message": str(exc), "traceback": ""}
+        raise DaisiImportError(error) from None
+    if not envs.own(spec):
+        return python, {}
+    bin_dir = os.path.dirname(python)
+    path = os.pathsep.join(filter(None, [bin_dir, os.environ.get("PATH")]))
+    return python, {"PATH": path, "VIRTUAL_ENV": os.path.dirname(bin_dir)}
 
 
 def _say(message: str) -> None:
@@ -68,15 +87,18 @@ class Lifecycle:
         *,
         envs: Environments,
         on_log: Callable[[str, str, str], None],
+        backend: Backend | None = None,
     ) -> None:
         self.config = config
         self.envs = envs
+        self.backend = backend or LocalBackend()
+        """Where the pools run (:mod:`daisi_async.server.backends`)."""
         self.registry = Registry([])
-        self.pools: dict[str, WorkerPool] = {}
+        self.pools: dict[str, DaisiWorkers] = {}
         """The pool of each Daisi that loaded, by id."""
         self._on_log = on_log
         self._logs: dict[str, StartLog] = {}
-        self._old: dict[WorkerPool, asyncio.Task[None]] = {}  # replaced pools, retiring
+        self._old: dict[DaisiWorkers, asyncio.Task[None]] = {}  # replaced pools, retiring
         self._snapshot: Snapshot = {}
         self._watcher: asyncio.Task[None] | None = None
 
@@ -88,7 +110,7 @@ class Lifecycle:
             self._snapshot = self._snap()
         specs = load_daisies(self.config.root, default_owner=self.config.default_owner)
         self.registry = Registry(specs)
-        self.envs.plan(s for s in specs if s.error is None)
+        self._plan_envs(specs)
         if self.config.sandbox is not None:
             self.config.sandbox.clear_rooms()  # a previous server's (the store is ours now)
         for warning in self.config.secrets.problems(specs):
@@ -111,54 +133,43 @@ class Lifecycle:
         await asyncio.gather(*(p.close() for p in pools))
 
     # -- pools ---------------------------------------------------------------------------
-    def make_pool(self, spec: DaisiSpec) -> WorkerPool:
+    def make_pool(self, spec: DaisiSpec) -> DaisiWorkers:
         """The worker pool of ``spec``: its environment (with its ``[env]`` and secrets),
-        sandbox, limits and worker counts.
+        sandbox, limits and worker counts, made by the backend
+        (:meth:`~.backends.Backend.make_pool`).
 
         The one place a pool is made (startup, ``--reload``).
         """
-        sandbox = self.config.sandbox
-        extra = {"DAISI_BASE_URL": self.config.base_url} if self.config.base_url else None
-        env = worker_environment(  # precedence: see workers.environment
-            sandbox.environment() if sandbox is not None else None,
-            passed=self.config.env_pass,
-            settings=spec.env,
-            secrets=self.config.secrets.for_daisi(spec, self.registry.all()),
-            extra=extra,
-        )
+        extra = {"DAISI_BASE_URL": self.config.base_url} if self.config.base_url else {}
+        secrets = self.config.secrets.for_daisi(spec, self.registry.all())
+        variables = {**spec.env, **secrets, **extra}  # precedence: see workers.environment
         low, high, pinned = self._counts(spec)
-        pool = WorkerPool(
+        settings = PoolSettings(
             name=spec.full_name,
             directory=spec.path,
             entry=spec.entry or "app.py",
-            env=env,
+            env_passed=self.config.env_pass,
+            env_extra=variables,
             memory_limit=spec.memory or self.config.memory_limit,
             on_log=self._on_log,
             on_output=self.start_log(spec).add,
             interpreter=lambda: self._interpreter(spec),
             min_workers=low,
             max_workers=high,
+            pinned=pinned,
             idle_timeout=spec.idle_timeout or self.config.idle_timeout,
             import_timeout=spec.import_timeout or self.config.import_timeout,
-            sandbox=sandbox,
+            sandbox=self.config.sandbox,
         )
-        if pinned:
-            pool.pin(high)
-        return pool
+        return self.backend.make_pool(spec, settings)
+
+    def _plan_envs(self, specs: list[DaisiSpec]) -> None:
+        """Decide the Daisies' environments, when this machine builds them."""
+        if self.backend.builds_environments:
+            self.envs.plan(s for s in specs if s.error is None)
 
     async def _interpreter(self, spec: DaisiSpec) -> tuple[str, dict[str, str]]:
-        """The Daisi's interpreter (once its environment is built) and what to add to its
-        workers' environment: an own environment comes first on ``PATH``, as if activated."""
-        try:
-            python = await self.envs.interpreter(spec)
-        except EnvironmentBroken as exc:
-            error = {"type": ENVIRONMENT_ERROR, "message": str(exc), "traceback": ""}
-            raise DaisiImportError(error) from None
-        if not self.envs.own(spec):
-            return python, {}
-        bin_dir = os.path.dirname(python)
-        path = os.pathsep.join(filter(None, [bin_dir, os.environ.get("PATH")]))
-        return python, {"PATH": path, "VIRTUAL_ENV": os.path.dirname(bin_dir)}
+        return await daisi_interpreter(self.envs, spec)
 
     def _counts(self, spec: DaisiSpec) -> tuple[int, int, bool]:
         """``(min_workers, max_workers, pinned)`` of ``spec``, within ``--max-workers``."""
@@ -249,7 +260,7 @@ class Lifecycle:
         root, before, old = self.config.root, self._snapshot, self.registry
         specs = load_daisies(root, default_owner=self.config.default_owner)
         self._snapshot, self.registry = snap, Registry(specs)
-        self.envs.plan(s for s in specs if s.error is None)
+        self._plan_envs(specs)
         for spec in old.all():
             if self.registry.get(spec.id) is None:
                 self._drop(spec.id)

@@ -111,6 +111,7 @@ async def compute(request: Request) -> Response:
         return json_response({**head, "error": rec.error})
     if rec.result_json is not None:
         return Response(json_text_bytes(rec.result_json), media_type="application/json")
+    await rt.fetch_result(rec)
     return json_response({**head, "results": _legacy_result(rt, rec, True)})
 
 
@@ -154,6 +155,8 @@ def _legacy_result(rt: Runtime, rec: ExecutionRecord, download: bool) -> str | N
 async def results(request: Request) -> Response:
     rt, rec = _execution(request)
     download = _flag(request, "download")
+    if download:
+        await rt.fetch_result(rec)
     body = {
         "status": rec.status.legacy,
         "message": rt.store.last_line(rec),
@@ -226,6 +229,9 @@ async def results_map(request: Request) -> Response:
     if pending:
         async for _ in rt.wait_many(pending, timeout=RESULTS_MAP_WAIT):
             pass
+    if download:
+        for r in recs:
+            await rt.fetch_result(r)
     return json_response(
         [
             {"id": r.id, "status": r.status.legacy, "result": _legacy_result(rt, r, download)}

@@ -264,6 +264,7 @@ async def get_result(request: Request) -> Response:
         )
     if rec.result_json is not None:
         return Response(json_text_bytes(rec.result_json), media_type="application/json")
+    await rt.fetch_result(rec)  # a result kept on a Dask worker comes here first
     return _blob_response(rt.store, rec.result_key, "application/x-dill")
 
 

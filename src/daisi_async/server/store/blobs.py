@@ -166,6 +166,11 @@ class BlobMethods:
         self._add_blob(key, content, len(data), owner)
         return key
 
+    def add_blob_file(self, key: str, path: Path, size: int, *, owner: str | None) -> None:
+        """Record a blob whose file is written already (:meth:`BlobFiles.write`); durable
+        after :meth:`commit`."""
+        self._add_blob(key, path, size, owner)
+
     def _add_blob(self, key: str, content: bytes | Path, size: int, owner: str | None) -> None:
         def dropped(exc: BaseException) -> None:
             if isinstance(content, Path):

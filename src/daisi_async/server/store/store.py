@@ -379,15 +379,17 @@ class Store(BlobMethods, Queries):
         status: ExecutionStatus,
         *,
         error: dict[str, str] | None = None,
-        result: tuple[str, bytes | Path, int] | None = None,
+        result: tuple[str, bytes | Path | None, int] | None = None,
         result_json: str | None = None,
         force: bool = False,
     ) -> bool:
         """Move to a terminal status; False if the execution had already ended.
 
         ``result`` is ``(key, bytes or file, size)``: the result blob, stored in the
-        same transaction as the status. ``force``: even over an end that was asked for
-        but never stored (the store's own failure of an execution).
+        same transaction as the status; ``(key, None, size)`` records a result kept
+        elsewhere (on a Dask worker) until it is stored under ``key``. ``force``: even
+        over an end that was asked for but never stored (the store's own failure of an
+        execution).
         """
         if rec.latest.is_terminal and not force:
             return False
@@ -399,7 +401,8 @@ class Store(BlobMethods, Queries):
         result_size = 0
         if result is not None:
             result_key, content, result_size = result
-            statements.append(self._blob_statement(result_key, content, result_size, rec.owner))
+            if content is not None:
+                statements.append(self._blob_statement(result_key, content, result_size, rec.owner))
         statements.append(
             (
                 "UPDATE executions SET status = ?, finished_at = ?, error = ?, result_key = ?,"

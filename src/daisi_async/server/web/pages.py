@@ -202,6 +202,7 @@ async def download(request: Request) -> Response:
         headers["content-disposition"] = f'attachment; filename="{rec.id}.json"'
         data = json_text_bytes(rec.result_json)
         return Response(data, media_type="application/json", headers=headers)
+    await rt.fetch_result(rec)
     blob = rt.blob(rec.result_key, user)
     if blob is None:
         raise not_found(f"the result of execution {rec.id} is gone")

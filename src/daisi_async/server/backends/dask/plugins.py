@@ -1,0 +1,86 @@
+"""The Dask worker plugins that carry the Daisies to the workers.
+
+* :class:`DaisiHostPlugin` (``daisi-host``, idempotent): makes the worker's
+  :class:`~.host.DaisiHost`, which then says so on the ``daisi-host`` event topic.
+* :class:`DaisiCode` (one per Daisi and runtime, ``daisi-code-<install>``): the Daisi's
+  folder as a zip archive, with how to run it; set up on every worker of the cluster,
+  present and future, as Dask does for every plugin. Registering a new version replaces
+  the old one (Dask tears it down: its pool retires); unregistering removes the Daisi.
+
+Nothing here needs a shared file system: the code travels through the scheduler with the
+plugin. The workers need daisi-async installed (``pip install 'daisi-async[cluster]'``,
+the same version as the runtime).
+
+Example:
+    >>> await client.register_plugin(DaisiHostPlugin())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from .host import DaisiHost, host_of
+from .installs import HostPoolSettings
+from .protocol import HOST_EXTENSION
+
+if TYPE_CHECKING:
+    from distributed import Worker
+
+    from ...registry import DaisiSpec
+
+__all__ = ["HOST_PLUGIN", "DaisiCode", "DaisiHostPlugin", "code_plugin_name"]
+
+HOST_PLUGIN = "daisi-host"
+
+
+def code_plugin_name(install: str) -> str:
+    """The plugin name of a Daisi's code (``install``: the runtime's key and the id)."""
+    return f"daisi-code-{install}"
+
+
+class DaisiHostPlugin(WorkerPlugin):
+    """Makes the worker's Daisi host (kept across runtimes: registering it again is a
+    no-op)."""
+
+    name = HOST_PLUGIN
+    idempotent = True
+
+    async def setup(self, worker: Worker) -> None:
+        host_of(worker)
+
+    async def teardown(self, worker: Worker) -> None:
+        host = worker.extensions.get(HOST_EXTENSION)
+        if isinstance(host, DaisiHost):
+            await host.close()
+
+
+class DaisiCode(WorkerPlugin):
+    """One Daisi's code and settings, installed on every worker."""
+
+    def __init__(
+        self,
+        *,
+        install: str,
+        version: str,
+        archive: bytes,
+        spec: DaisiSpec,
+        settings: HostPoolSettings,
+    ) -> None:
+        self.install = install
+        self.version = version
+        self.archive = archive
+        self.spec = spec
+        self.settings = settings
+        self.name = code_plugin_name(install)
+
+    async def setup(self, worker: Worker) -> None:
+        await host_of(worker).install(
+            self.install, self.version, self.archive, self.spec, self.settings
+        )
+
+    async def teardown(self, worker: Worker) -> None:
+        host = worker.extensions.get(HOST_EXTENSION)
+        if isinstance(host, DaisiHost):
+            host.uninstall(self.install, self.version)
