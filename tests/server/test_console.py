@@ -43,7 +43,8 @@ def test_the_summary_lists_the_daisies_loaded_building_and_broken_with_reasons(
     with LocalRuntime(root, store=store, workers=0, extra_args=args) as rt:
         lines = rt.logs().splitlines()
     start = lines.index(f"daisi runtime serving {root.resolve()} at {rt.url}")
-    summary = lines[start : start + 9]
+    summary = lines[start : start + 10]
+    assert summary.pop(3).startswith("  server     uvicorn, "), summary
     assert summary[1:5] == [
         f"  store      {store.resolve()}",
         "  isolation  none",

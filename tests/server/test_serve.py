@@ -188,11 +188,12 @@ def test_requests_past_the_connection_limit_get_503() -> None:
 def test_serve_options_and_defaults() -> None:
     settings = settings_of(["."])
     server = settings.server
-    assert (server["header_timeout"], server["limit_concurrency"], server["http"]) == (
-        5.0,
-        1000,
-        "auto",
-    )
+    assert (
+        server["header_timeout"],
+        server["limit_concurrency"],
+        server["http"],
+        server["loop"],
+    ) == (5.0, 1000, "auto", "auto")
     assert settings.config.max_workers == min(os.cpu_count() or 1, 64)  # the cores
     assert settings_of([".", "--max-workers", "3"]).config.max_workers == 3
     for bad in (
@@ -203,9 +204,44 @@ def test_serve_options_and_defaults() -> None:
         ["--max-workers", "0"],
         ["--max-workers", "two"],
         ["--http", "h2"],
+        ["--loop", "trio"],
     ):
         with pytest.raises(click.BadParameter):
             settings_of([".", *bad])
+
+
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "parser", "loop"),
+    [
+        pytest.param(
+            [],
+            "httptools" if _installed("httptools") else "h11",
+            "uvloop" if _installed("uvloop") else "asyncio",
+            id="auto",
+        ),
+        pytest.param(["--loop", "asyncio", "--http", "h11"], "h11", "asyncio", id="plain"),
+    ],
+)
+def test_the_server_runs_on_httptools_and_uvloop_when_installed(
+    args: list[str], parser: str, loop: str
+) -> None:
+    with (
+        LocalRuntime(EXAMPLES, workers=1, extra_args=args) as rt,
+        httpx.Client(base_url=rt.api, timeout=60) as c,
+    ):
+        did = c.get("/v1/daisies/Add Two Numbers").json()["id"]
+        body = {
+            "endpoint": "compute",
+            "arguments": {"firstNumber": {"value": 1}, "secondNumber": {"value": 2}},
+        }
+        r = c.post(f"/v1/daisies/{did}/executions", params={"wait": 30}, json=body)
+        assert r.json()["result"]["value"] == 3
+        logs = rt.logs()
+    assert f"  server     uvicorn, {parser} parser, {loop} event loop\n" in logs, logs
 
 
 @pytest.mark.parametrize(

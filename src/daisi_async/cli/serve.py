@@ -178,6 +178,12 @@ OPTIONS: list[Callable[[F], F]] = [
         default="auto",
         help="HTTP parser: httptools when installed (auto), or h11",
     ),
+    server_option(
+        "--loop",
+        type=click.Choice(["auto", "asyncio", "uvloop"]),
+        default="auto",
+        help="event loop: uvloop when installed (auto), or asyncio's own",
+    ),
     config_option(
         "--env-pass",
         field="env_pass",
@@ -400,6 +406,10 @@ def serve(ctx: click.Context, /, **params: Any) -> None:
         run(settings.config, **settings.server)
     except KeyboardInterrupt:
         pass
-    except (StoreLockedError, OSError, ImportError) as exc:  # ImportError: --http httptools
+    except (
+        StoreLockedError,
+        OSError,
+        ImportError,
+    ) as exc:  # ImportError: --http httptools, --loop uvloop
         click.echo(f"daisi serve: {exc}", err=True)
         ctx.exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -80,7 +81,9 @@ async def serve(
     config.base_url = url_of(sock)
 
     def ready() -> None:
-        print(startup_summary(app.state.runtime), flush=True)
+        parser = "httptools" if "HttpTools" in protocol.__name__ else "h11"
+        server = f"uvicorn, {parser} parser, {running_loop()} event loop"
+        print(startup_summary(app.state.runtime, server=server), flush=True)
         if ready_file is not None:
             tmp = ready_file.with_suffix(".tmp")
             tmp.write_text(json.dumps({"url": config.base_url, "pid": os.getpid()}))
@@ -112,21 +115,64 @@ def run(
     header_timeout: float = 5.0,
     limit_concurrency: int | None = 1000,
     http: str = "auto",
+    loop: str = "auto",
     log_level: str = "warning",
 ) -> None:
-    """Blocking entry point used by the CLI; uvicorn stops cleanly on SIGINT and SIGTERM."""
-    asyncio.run(
-        serve(
-            config,
-            host=host,
-            port=port,
-            ready_file=ready_file,
-            header_timeout=header_timeout,
-            limit_concurrency=limit_concurrency,
-            http=http,
-            log_level=log_level,
-        )
+    """Blocking entry point used by the CLI; uvicorn stops cleanly on SIGINT and SIGTERM.
+
+    ``loop``: the event loop, ``"auto"`` (uvloop when installed), ``"asyncio"`` or
+    ``"uvloop"`` (:class:`ImportError` when it is not installed).
+    """
+    coro = serve(
+        config,
+        host=host,
+        port=port,
+        ready_file=ready_file,
+        header_timeout=header_timeout,
+        limit_concurrency=limit_concurrency,
+        http=http,
+        log_level=log_level,
     )
+    if event_loop(loop) == "uvloop":
+        import uvloop
+
+        uvloop.run(coro)
+    else:
+        asyncio.run(coro)
+
+
+LOOPS = ("auto", "asyncio", "uvloop")
+"""``--loop``: the event loop ``daisi serve`` runs on."""
+
+
+def event_loop(loop: str) -> str:
+    """The event loop ``loop`` (one of :data:`LOOPS`) stands for: ``"uvloop"`` or
+    ``"asyncio"``. ``"auto"`` picks uvloop when it is installed (a third less CPU per
+    request than asyncio's loop).
+
+    Raises:
+        ValueError: an unknown name.
+        ImportError: ``"uvloop"`` when it is not installed.
+
+    Example:
+        >>> event_loop("asyncio")
+        'asyncio'
+    """
+    if loop not in LOOPS:
+        raise ValueError(f"loop must be one of {', '.join(LOOPS)}, not {loop!r}")
+    if loop == "asyncio":
+        return loop
+    if importlib.util.find_spec("uvloop") is None:
+        if loop == "uvloop":
+            raise ImportError("--loop uvloop needs uvloop: pip install uvloop")
+        return "asyncio"
+    return "uvloop"
+
+
+def running_loop() -> str:
+    """The name of the running event loop: ``"uvloop"`` or ``"asyncio"``."""
+    module = type(asyncio.get_running_loop()).__module__
+    return "uvloop" if module.startswith("uvloop") else "asyncio"
 
 
 def _console_log(level: str) -> None:

@@ -6,6 +6,7 @@ Example:
     daisi runtime serving /srv/daisies at http://127.0.0.1:8421
       store      /srv/.daisi
       isolation  none
+      server     uvicorn, httptools parser, uvloop event loop
       Daisies    3: 1 loaded, 1 building, 1 broken
         loaded    local/Add Two Numbers: compute
         building  local/Titanic Statistics: compute, describe
@@ -37,8 +38,9 @@ def isolation_of(runtime: Runtime) -> str:
     return "none"
 
 
-def startup_summary(runtime: Runtime) -> str:
-    """The lines ``daisi serve`` prints at startup (see the module docstring)."""
+def startup_summary(runtime: Runtime, *, server: str | None = None) -> str:
+    """The lines ``daisi serve`` prints at startup (see the module docstring); ``server``:
+    the HTTP server, its parser and event loop."""
     config = runtime.config
     rows: list[tuple[str, str, str]] = []
     for spec in runtime.registry.all():
@@ -51,6 +53,7 @@ def startup_summary(runtime: Runtime) -> str:
         f"daisi runtime serving {config.root} at {config.base_url}",
         f"  store      {config.store_dir}",
         f"  isolation  {isolation_of(runtime)}",
+        *([f"  server     {server}"] if server else []),
         f"  Daisies    {len(rows)}: {counts}" if rows else "  Daisies    none found",
     ]
     width = max(len(g) for g in GROUPS)
