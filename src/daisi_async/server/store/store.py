@@ -23,6 +23,7 @@ from ..._wire import INTERRUPTED, ExecutionStatus
 from .blobs import BlobFiles, BlobMethods
 from .errors import StorageError, storable, storable_text
 from .idempotency import IdempotencyMismatch
+from .listeners import Listener, Listeners
 from .lock import StoreLock
 from .queries import Queries
 from .records import Event, ExecutionRecord
@@ -32,14 +33,14 @@ from .writer import GroupWriter, Op
 __all__ = ["STORAGE_FAILED", "Listener", "Store"]
 
 STORAGE_FAILED = "daisi.StorageError"
+_INSERT_EXECUTION = (
+    "INSERT INTO executions (id, daisi_id, endpoint, owner, status, created_at, started_at,"
+    " args, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _CACHE_TERMINAL = 50_000
 
-Listener = Callable[[ExecutionRecord, Event | None], None]
-"""Called after each committed event of an execution; with ``None`` when the storage
-failed to commit the execution's latest changes (they are retried)."""
 
-
-class Store(BlobMethods, Queries):
+class Store(BlobMethods, Queries, Listeners):
     """The runtime's durable state under one directory (one server per directory).
 
     Example:
@@ -55,8 +56,8 @@ class Store(BlobMethods, Queries):
         self._lock: StoreLock | None = None
         self._records: OrderedDict[str, ExecutionRecord] = OrderedDict()
         self._unsaved: dict[str, ExecutionRecord] = {}  # created, creation not committed
-        self._listeners: dict[str, list[Listener]] = {}
-        self._global_listeners: list[Listener] = []
+        self._creating: dict[str, Op] = {}  # the ops of those creations, while queued
+        Listeners.__init__(self)
         # keys of creations not yet committed -> (execution id, request fingerprint)
         self._idempotency: dict[tuple[str, str], tuple[str, str | None]] = {}
         self._data_failed: set[str] = set()
@@ -207,9 +208,18 @@ class Store(BlobMethods, Queries):
         )
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (
-                "INSERT INTO executions (id, daisi_id, endpoint, owner, status, created_at,"
-                " args, seq) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
-                (rec.id, daisi_id, endpoint, owner, rec.status.value, now, json.dumps(args)),
+                _INSERT_EXECUTION,
+                (
+                    rec.id,
+                    daisi_id,
+                    endpoint,
+                    owner,
+                    rec.status.value,
+                    now,
+                    None,
+                    json.dumps(args),
+                    1,
+                ),
             ),
             (INSERT_EVENT, (rec.id, 1, "status", None, rec.status.value, now)),
         ]
@@ -224,6 +234,7 @@ class Store(BlobMethods, Queries):
 
         def saved() -> None:
             self._unsaved.pop(rec.id, None)
+            self._creating.pop(rec.id, None)
             if idempotency is not None:
                 self._idempotency.pop(idempotency, None)
             self._notify(
@@ -232,6 +243,7 @@ class Store(BlobMethods, Queries):
 
         def lost(exc: BaseException) -> None:
             self._unsaved.pop(rec.id, None)
+            self._creating.pop(rec.id, None)
             self._records.pop(rec.id, None)
             if idempotency is not None:
                 self._idempotency.pop(idempotency, None)
@@ -239,9 +251,11 @@ class Store(BlobMethods, Queries):
             if self.on_lost is not None:
                 self.on_lost(rec)
 
+        op = Op(rec.id, statements, saved, droppable=True, on_dropped=lost)
         self._unsaved[rec.id] = rec
+        self._creating[rec.id] = op
         self._cache(rec)
-        self._writer.add(Op(rec.id, statements, saved, droppable=True, on_dropped=lost))
+        self._writer.add(op)
         return rec
 
     def exists(self, eid: str) -> bool:
@@ -342,12 +356,6 @@ class Store(BlobMethods, Queries):
 
         self._writer.add(Op(rec.id, statements, visible, sheddable=sheddable))
 
-    def _notify(self, rec: ExecutionRecord, ev: Event | None) -> None:
-        for listener in list(self._listeners.get(rec.id, ())):
-            listener(rec, ev)
-        for listener in list(self._global_listeners):
-            listener(rec, ev)
-
     def start(self, rec: ExecutionRecord) -> None:
         """QUEUED -> RUNNING."""
         if rec.latest is not ExecutionStatus.QUEUED:
@@ -359,6 +367,10 @@ class Store(BlobMethods, Queries):
             rec.status = ExecutionStatus.RUNNING
             rec.started_at = started
 
+        creation = self._creating.get(rec.id)
+        if creation is not None:  # a worker took it at once: one INSERT says both
+            self._start_created(rec, creation, started, apply)
+            return
         self._event(
             rec,
             "status",
@@ -372,6 +384,33 @@ class Store(BlobMethods, Queries):
             ],
             apply,
         )
+
+    def _start_created(
+        self, rec: ExecutionRecord, creation: Op, started: float, apply: Callable[[], None]
+    ) -> None:
+        """QUEUED -> RUNNING folded into the queued creation of ``rec``: the execution is
+        inserted RUNNING, with both events, in the same transaction (and both are shown,
+        in order, once it is committed)."""
+        rec.seq += 1
+        ev = Event(seq=rec.seq, kind="status", data=ExecutionStatus.RUNNING.value, stream=None,
+                   time=started)  # fmt: skip
+        sql, params = creation.statements[0]
+        creation.statements[0] = (
+            sql,
+            (*params[:4], ev.data, params[5], started, params[7], ev.seq),
+        )
+        creation.statements.insert(
+            2, (INSERT_EVENT, (rec.id, ev.seq, "status", None, ev.data, started))
+        )
+        created = creation.apply
+
+        def visible() -> None:
+            if created is not None:
+                created()
+            apply()
+            self._notify(rec, ev)
+
+        creation.apply = visible
 
     def finish(
         self,
@@ -449,29 +488,3 @@ class Store(BlobMethods, Queries):
             apply,
             sheddable=True,
         )
-
-    # -- listeners -------------------------------------------------------------------
-    def listen(self, eid: str, listener: Listener) -> Callable[[], None]:
-        """Call ``listener`` after every committed event of ``eid``; returns the
-        unsubscribe function."""
-        self._listeners.setdefault(eid, []).append(listener)
-
-        def remove() -> None:
-            lst = self._listeners.get(eid)
-            if lst and listener in lst:
-                lst.remove(listener)
-                if not lst:
-                    del self._listeners[eid]
-
-        return remove
-
-    def listen_all(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener`` after every committed event of every execution (the live
-        feed, metrics); returns the unsubscribe function."""
-        self._global_listeners.append(listener)
-
-        def remove() -> None:
-            if listener in self._global_listeners:
-                self._global_listeners.remove(listener)
-
-        return remove

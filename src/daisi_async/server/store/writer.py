@@ -2,7 +2,7 @@
 
 Every change is an :class:`Op`: the SQL statements that make it durable and an
 ``apply`` callback that makes it visible. Ops queued during one turn of the event loop
-are committed together in one transaction; only then are their ``apply`` callbacks
+(and the next) are committed together in one transaction; only then are their ``apply`` callbacks
 run, in order, so nothing is shown before it is durable.
 
 * **Bad data stays with its execution.** If a statement fails for a reason of its own
@@ -111,9 +111,13 @@ class GroupWriter:
             return  # while failing, the retry timer flushes
         self._scheduled = True
         try:
-            asyncio.get_running_loop().call_soon(self.flush)
+            loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (startup, shutdown): write through
             self.flush()
+            return
+        # The turn after next: what this turn set going (an execution's run, whose
+        # worker may take it at once) adds its changes to the same transaction.
+        loop.call_soon(loop.call_soon, self.flush)
 
     async def commit(self) -> None:
         """Wait until every op queued so far is committed.
