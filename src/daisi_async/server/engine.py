@@ -3,7 +3,9 @@
 It ties the served Daisies and their worker pools (:mod:`.lifecycle`: which Daisies
 exist), the backend (:mod:`.backends`: where code runs, on this machine or on a Dask
 cluster) and the store (what happened) together. HTTP lives in the route modules; this
-module knows nothing of requests and replies beyond :class:`~.errors.ApiError`.
+module knows nothing of requests and replies beyond :class:`~.errors.ApiError`. The
+settings are :class:`~.config.RuntimeConfig`; waiting for executions to end is
+:class:`~.waits.Waits`.
 """
 
 from __future__ import annotations
@@ -11,25 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .._wire import CANCELLED, DAISI_BROKEN, RESULT_ERROR, UPSTREAM_FAILED, ExecutionStatus
 from .auth import Auth
 from .backends import HeldOutcome, ResultUnavailable, make_backend
-from .envs import ENVIRONMENT_ERROR, Environments, EnvOptions
+from .config import DEFAULT_MEMORY, DEFAULT_TIMEOUT, RuntimeConfig
+from .envs import ENVIRONMENT_ERROR, Environments
 from .errors import ApiError, invalid_arguments, not_found
 from .lifecycle import DaisiUnavailable, Lifecycle
 from .registry import ArgumentsError, DaisiSpec, Registry
-from .secrets_file import Secrets
 from .store import (
     INLINE_BLOB_BYTES,
     Blob,
-    Event,
     ExecutionRecord,
     IdempotencyMismatch,
     StorageError,
@@ -37,62 +35,24 @@ from .store import (
     request_fingerprint,
     valid_key,
 )
-from .workers import MAX_WORKERS, DaisiImportError, Job, Outcome
+from .waits import Waits
+from .workers import DaisiImportError, Job, Outcome
 from .workers.jobs import error_text
-from .workers.sandbox import Sandbox
+
+__all__ = [
+    "DEFAULT_MEMORY",
+    "DEFAULT_TIMEOUT",
+    "INLINE_RESULT_BYTES",
+    "Runtime",
+    "RuntimeConfig",
+]
 
 log = logging.getLogger("daisi_async.server")
 
-DEFAULT_TIMEOUT = 1800.0
-DEFAULT_MEMORY = 8 * 2**30
 INLINE_RESULT_BYTES = 64 * 1024
 
 
-@dataclass
-class RuntimeConfig:
-    """Settings of one runtime; the CLI fills them from its options."""
-
-    root: Path
-    store_dir: Path
-    tokens: Mapping[str, str] = field(default_factory=dict)
-    workers: int = 0
-    """Workers each Daisi keeps running from startup, even idle (``--workers``; a Daisi's
-    ``min_workers`` in daisi.toml wins); the others start on demand."""
-    timeout: float = DEFAULT_TIMEOUT
-    memory_limit: int | None = DEFAULT_MEMORY
-    max_body_bytes: int = 1 << 30
-    legacy_only: bool = False
-    sync: str = "NORMAL"
-    """SQLite's ``synchronous``: NORMAL survives a crash of the runtime process, FULL also
-    a crash of the machine (one fsync per commit)."""
-    base_url: str = ""
-    default_owner: str = "local"
-    max_workers: int = field(default_factory=lambda: min(os.cpu_count() or 1, MAX_WORKERS))
-    """The most workers a Daisi's pool may have (``--max-workers``); a Daisi's
-    ``max_workers`` in daisi.toml defaults to it and is clamped to it."""
-    idle_timeout: float = 600.0
-    """Seconds an idle worker lives above a Daisi's ``min_workers`` (``--idle-timeout``)."""
-    import_timeout: float = 60.0
-    """Seconds a worker may take to import its Daisi (``--import-timeout``)."""
-    reload: bool = False
-    """Watch the served folder and reload edited, new and removed Daisies (``--reload``)."""
-    env_pass: tuple[str, ...] = ()
-    """Names of server environment variables that workers get on top of the allowlist
-    of :mod:`daisi_async.server.workers.environment` (``daisi serve --env-pass NAME``)."""
-    envs: EnvOptions = field(default_factory=EnvOptions)
-    """How Daisies' environments are built (see :mod:`daisi_async.server.envs`)."""
-    sandbox: Sandbox | None = None
-    """The sandbox workers run in (``--isolation``; None: none, see
-    :mod:`daisi_async.server.workers.sandbox`)."""
-    secrets: Secrets = field(default_factory=Secrets)
-    """Each Daisi's secrets (``--secrets FILE``; see :mod:`daisi_async.server.secrets_file`)."""
-    cluster: str | None = None
-    """Run executions on a Dask cluster (``daisi serve --cluster``): a scheduler address
-    (``tcp://host:8786``) or ``local:N`` (see :mod:`daisi_async.server.backends.dask`);
-    None: on this machine."""
-
-
-class Runtime:
+class Runtime(Waits):
     """Everything the routes need: Daisies, executions, pools, auth."""
 
     def __init__(self, config: RuntimeConfig, *, store: Store | None = None) -> None:
@@ -510,107 +470,3 @@ class Runtime:
             task = self._tasks.get(rec.id)
             if task is not None:
                 task.cancel()
-
-    # -- waiting -------------------------------------------------------------------------
-    async def wait(self, eid: str, *, timeout: float | None) -> ExecutionRecord:
-        """The execution once terminal, or as it is after ``timeout`` seconds."""
-        rec = self.store.get(eid)
-        if rec is None:
-            raise not_found(f"no execution with id {eid!r}")
-        self.check_storage(rec)  # may commit what a failing store held back: check after
-        if rec.status.is_terminal or timeout == 0:
-            return rec
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def on_event(r: ExecutionRecord, ev: Event | None) -> None:
-            if done.done():
-                return
-            if ev is None:  # its latest changes could not be stored (yet): say so now
-                done.set_exception(self._storage_failure())
-            elif r.status.is_terminal:
-                done.set_result(None)
-
-        remove = self.store.listen(eid, on_event)
-        try:
-            if timeout is None:
-                await done
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done, timeout)
-        finally:
-            remove()
-        return rec
-
-    def _storage_failure(self) -> StorageError:
-        return self.store.failure or StorageError("the store could not be written", full=False)
-
-    def check_storage(self, rec: ExecutionRecord) -> None:
-        """Raise the storage error if ``rec`` has changes the failing store holds back
-        (after one more try: the disk may work again)."""
-        if self.store.failure is not None and rec.latest is not rec.status:
-            self.store.flush()
-            if self.store.failure is not None and rec.latest is not rec.status:
-                raise self._storage_failure()
-
-    async def wait_many(
-        self, eids: list[str], *, timeout: float
-    ) -> AsyncIterator[tuple[list[ExecutionRecord], list[str] | None]]:
-        """Yield ``(ended, None)`` with the executions that ended since the last yield (all
-        those ready at once, so a stream writes them together), then ``([], pending)``.
-
-        The wait ends early (the rest listed as pending) when the store fails to commit
-        the changes of one of them: the caller is told at once and may wait again.
-        """
-        queue: asyncio.Queue[ExecutionRecord | None] = asyncio.Queue()
-        pending: dict[str, ExecutionRecord] = {}
-        removers = []
-
-        def on_event(r: ExecutionRecord, ev: Event | None) -> None:
-            if ev is None:
-                queue.put_nowait(None)
-            elif r.status.is_terminal and r.id in pending:
-                del pending[r.id]
-                queue.put_nowait(r)
-
-        for eid in eids:
-            rec = self.store.get(eid)
-            if rec is None:
-                continue
-            if rec.status.is_terminal:
-                queue.put_nowait(rec)
-                continue
-            pending[eid] = rec
-            removers.append(self.store.listen(eid, on_event))
-            if self.store.failure is not None and rec.latest is not rec.status:
-                queue.put_nowait(None)
-        deadline = time.monotonic() + timeout
-        try:
-            while queue.qsize() or pending:
-                left = deadline - time.monotonic()
-                if left <= 0 and queue.empty():
-                    break
-                try:
-                    item = (
-                        queue.get_nowait()
-                        if not queue.empty()
-                        else await asyncio.wait_for(queue.get(), left)
-                    )
-                except TimeoutError:
-                    break
-                if item is None:
-                    break
-                ended = [item]
-                stop = False
-                while not queue.empty():
-                    more = queue.get_nowait()
-                    if more is None:
-                        stop = True
-                        break
-                    ended.append(more)
-                yield ended, None
-                if stop:
-                    break
-            yield [], list(pending)
-        finally:
-            for remove in removers:
-                remove()

@@ -37,8 +37,8 @@ from ..._dispatch import Signal
 from .backoff import Backoff, as_import_error
 from .environment import worker_environment
 from .jobs import DaisiImportError, Job, Outcome, run_job
+from .pool_view import PoolView
 from .process import EXIT_GRACE, WorkerProcess, launch, package_root, wait_ready
-from .state import DaisiState
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -62,7 +62,7 @@ def _check_counts(low: int, high: int) -> None:
         raise ValueError(f"min_workers must be between 0 and max_workers ({high}), not {low}")
 
 
-class WorkerPool:
+class WorkerPool(PoolView):
     """Worker processes for one Daisi (see the module docstring).
 
     Example:
@@ -125,50 +125,6 @@ class WorkerPool:
         self._closed = False
         self._backoff = Backoff()
         self._changed = Signal()  # fired when the pool changes
-
-    # --- what the API shows ---------------------------------------------------------------
-
-    @property
-    def number(self) -> int:
-        """The pinned count when pinned, else the workers running or starting now."""
-        return self._max if self._pinned else len(self._workers) + self._starting
-
-    @property
-    def status(self) -> str:
-        """``"increasing"`` while workers start, ``"decreasing"`` while surplus workers
-        retire, else ``"ready_to_update"`` (busy workers are not a resize)."""
-        if self._starting > 0:
-            return "increasing"
-        if self._retiring > 0 or len(self._workers) > self._max:
-            return "decreasing"
-        return "ready_to_update"
-
-    @property
-    def state(self) -> DaisiState:
-        """``ready`` (a worker is in service), ``starting``, ``broken`` (the last start
-        failed) or ``idle`` (no worker)."""
-        if self._workers:
-            return DaisiState.READY
-        if self._starting:
-            return DaisiState.STARTING
-        if self._backoff.failure is not None:
-            return DaisiState.BROKEN
-        return DaisiState.IDLE
-
-    @property
-    def broken(self) -> DaisiImportError | None:
-        """The failed start that leaves the pool without workers (state ``broken``), if any."""
-        return self._backoff.failure if self.state is DaisiState.BROKEN else None
-
-    @property
-    def pids(self) -> list[int]:
-        """Process ids of the workers in service."""
-        return sorted(w.pid for w in self._workers)
-
-    @property
-    def idle_count(self) -> int:
-        """The number of workers waiting for a job."""
-        return len(self._idle)
 
     # --- changing it ----------------------------------------------------------------------
 
