@@ -241,7 +241,10 @@ def dumps(body: Any) -> str:
         >>> dumps({"v": "\N{SNOWMAN}"})
         '{"v":"\\\\u2603"}'
     """
-    return json.dumps(body, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return _encode(body)
+
+
+_encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
 
 
 class AsciiJSONResponse(JSONResponse):

@@ -24,7 +24,8 @@ def request_fingerprint(daisi_id: str, endpoint: str, args: dict[str, dict[str, 
         >>> request_fingerprint("d", "f", {}) == request_fingerprint("d", "f", {})
         True
     """
-    canonical = json.dumps(
-        [daisi_id, endpoint, args], sort_keys=True, separators=(",", ":"), ensure_ascii=True
-    )
+    canonical = _canonical([daisi_id, endpoint, args])
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode

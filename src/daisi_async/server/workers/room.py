@@ -107,22 +107,26 @@ class WorkerRoom:
             with contextlib.suppress(OSError):
                 link.unlink()
         self._staged.clear()
-        name = Path(job.result_path).name
+        name = os.path.basename(job.result_path)
+        outbox = str(self.outbox)
         for leftover in (name, name + ".tmp"):
-            _remove(self.outbox / leftover)
+            _remove(os.path.join(outbox, leftover))
 
     def remove(self) -> None:
         """Remove the room and everything in it (its worker has ended)."""
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        if path.is_dir() and not path.is_symlink():
+def _remove(path: str | Path) -> None:
+    """Remove a file, link or folder if there is one (one system call when there is none
+    or it is a file: this runs after every job)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:  # a folder (EISDIR on Linux, EPERM elsewhere), or not ours to remove
+        if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):
-                path.unlink()
 
 
 def _bad_result(message: str) -> Outcome:
