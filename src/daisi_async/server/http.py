@@ -27,7 +27,7 @@ from .registry import DaisiSpec
 from .store import ExecutionRecord
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
 
 def runtime(request: Request) -> Runtime:
@@ -233,6 +233,9 @@ def execution_json(
 def dumps(body: Any) -> str:
     """Compact ASCII JSON: every string survives, unpaired surrogates included.
 
+    orjson writes it when installed and the text is ASCII (its NaN is ``null``: none
+    reaches here, requests and JSON results refuse it); the standard library otherwise.
+
     ASCII escapes cost nothing on ASCII text (measured: the same 12.7 us for an
     Execution reply as UTF-8 output) and never fail to encode, unlike UTF-8 output,
     which can't carry a surrogate a Daisi returned or printed.
@@ -241,10 +244,23 @@ def dumps(body: Any) -> str:
         >>> dumps({"v": "\N{SNOWMAN}"})
         '{"v":"\\\\u2603"}'
     """
+    if _fast is not None:  # orjson: 0.3 us instead of 9 us for an Execution object
+        try:
+            out = _fast(body)
+        except TypeError:  # orjson.JSONEncodeError: a surrogate, an int over 64 bits, ...
+            pass
+        else:
+            if out.isascii():  # else the escapes below: any text, the same JSON
+                return out.decode("ascii")
     return _encode(body)
 
 
 _encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
+_fast: Callable[[Any], bytes] | None
+try:
+    from orjson import dumps as _fast
+except ImportError:  # the server extra installs it; the standard library does the same
+    _fast = None
 
 
 class AsciiJSONResponse(JSONResponse):
