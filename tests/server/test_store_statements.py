@@ -1,9 +1,12 @@
 """What the store writes per execution, on a real SQLite file: a creation and the
-worker taking it at once are one INSERT (with both status events) in one transaction."""
+worker taking it at once are one INSERT (with both status events) in one transaction;
+ids that grow with time, so that every index keyed by them grows at its end."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from pathlib import Path
 
 from daisi_async._wire import ExecutionStatus
@@ -57,5 +60,22 @@ def test_a_run_that_starts_at_once_is_inserted_running_in_the_creation_commit(
         store.flush()
         assert rec.status is ExecutionStatus.FINISHED
         assert [e.data for e in store.events(rec.id)] == ["QUEUED", "RUNNING", "FINISHED"]
+    finally:
+        store.close()
+
+
+def test_execution_ids_are_uuids_that_sort_by_creation_time(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.open()
+    try:
+        made = []
+        for _ in range(3):
+            made.append(store.create(daisi_id="d", endpoint="f", owner=None, args={}).id)
+            time.sleep(0.003)  # the time part counts milliseconds
+        store.flush()
+        assert made == sorted(made)  # indexes keyed by id grow at their end
+        assert {uuid.UUID(eid).version for eid in made} == {7}
+        assert len({eid[-12:] for eid in made}) == 3  # and their random part differs
+        assert [store.get(eid) is not None for eid in made] == [True] * 3
     finally:
         store.close()

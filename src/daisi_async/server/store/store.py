@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -23,6 +22,7 @@ from ..._wire import INTERRUPTED, ExecutionStatus
 from .blobs import BlobFiles, BlobMethods
 from .errors import StorageError, storable, storable_text
 from .idempotency import IdempotencyMismatch
+from .ids import new_id
 from .listeners import Listener, Listeners
 from .lock import StoreLock
 from .queries import Queries
@@ -197,7 +197,7 @@ class Store(BlobMethods, Queries, Listeners):
         """
         now = time.time()
         rec = ExecutionRecord(
-            id=eid or str(uuid.uuid4()),
+            id=eid or new_id(),
             daisi_id=daisi_id,
             endpoint=endpoint,
             owner=owner,
