@@ -180,9 +180,7 @@ async def exchange(
     """
     head, bodies = _run_frame(job)
     try:
-        worker.writer.write(head)
-        for data in bodies:
-            worker.writer.write(data)
+        worker.writer.writelines([head, *bodies])  # one system call, not one per part
         await worker.writer.drain()
     except (ConnectionError, OSError):
         pass  # the worker is gone: the read below sees the end of the stream
