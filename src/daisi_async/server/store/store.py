@@ -1,9 +1,9 @@
 """Durable executions, log lines and blobs: SQLite (WAL) plus blob files.
 
 Every change goes through the :class:`~.writer.GroupWriter`: changes made during one
-turn of the event loop are committed together, and an execution's fields, its events
-and its listeners change only after the commit (see :class:`ExecutionRecord`). A
-submission awaits :meth:`Store.commit` before it answers, so nothing accepted is lost.
+turn of the event loop (and the next) are committed together, and an execution's fields,
+its events and its listeners change only after the commit (see :class:`ExecutionRecord`).
+A submission awaits :meth:`Store.commit` before it answers, so nothing accepted is lost.
 Text that SQLite can't hold (lone surrogates in a log line or an error message) is
 escaped on the way in: one Daisi's output can never fail another's writes.
 """

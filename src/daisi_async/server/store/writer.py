@@ -2,8 +2,8 @@
 
 Every change is an :class:`Op`: the SQL statements that make it durable and an
 ``apply`` callback that makes it visible. Ops queued during one turn of the event loop
-(and the next) are committed together in one transaction; only then are their ``apply`` callbacks
-run, in order, so nothing is shown before it is durable.
+(and the next) are committed together in one transaction; only then are their
+``apply`` callbacks run, in order, so nothing is shown before it is durable.
 
 * **Bad data stays with its execution.** If a statement fails for a reason of its own
   (a constraint, a value SQLite can't bind), the batch is replayed with one savepoint
@@ -96,7 +96,7 @@ class GroupWriter:
         return any(op.eid == eid for op in self._batch.ops)
 
     def add(self, op: Op) -> None:
-        """Queue ``op``; it is committed on the next turn of the event loop."""
+        """Queue ``op``; it is committed the turn after next of the event loop."""
         if (
             self.failure is not None
             and op.sheddable
