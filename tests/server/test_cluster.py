@@ -291,3 +291,22 @@ async def test_sandbox_on_the_dask_workers(cluster: DaskCluster, tmp_path: Path)
     assert seen["processes"] <= 3, seen  # bwrap's init, the worker (and ls's parent)
     assert len(seen["beside"]) == 1, seen  # not the other Daisies unpacked on the worker
     assert seen["beside"][0].startswith(tuple("0123456789abcdef")), seen
+
+
+async def test_settings_and_secrets_reach_the_dask_workers(
+    cluster: DaskCluster, tmp_path: Path
+) -> None:
+    """``[env]`` and the Daisi's secrets reach its processes on the Dask workers; another
+    Daisi's secret does not."""
+    app = "import os\n\ndef env(name: str) -> str | None:\n    return os.environ.get(name)\n"
+    toml = 'name = "Settings"\n[env]\nMODE = "fast"\n'
+    root = tmp_path / "daisies"
+    make_daisi(root, "settings", {"app.py": app, "daisi.toml": toml})
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('["Settings"]\nAPI_KEY = "s3cr3t"\n\n["Other"]\nOTHER_KEY = "no"\n')
+    args = ["--cluster", cluster.address, "--secrets", str(secrets)]
+    with LocalRuntime(root, workers=0, extra_args=args) as rt:
+        async with AsyncDaisi("Settings", base_url=rt.url) as d:
+            assert await d.env("MODE") == "fast"
+            assert await d.env("API_KEY") == "s3cr3t"
+            assert await d.env("OTHER_KEY") is None
