@@ -21,7 +21,7 @@ import psutil
 import pytest
 from tests.server.cluster_daisies import UNSANDBOXED, cluster_daisies
 from tests.support.daisi_folders import make_daisi
-from tests.support.dask_cluster import DaskCluster
+from tests.support.dask_cluster import DaskCluster, cluster
 from tests.support.wheels import toy_links, uv_cache
 from tests.test_chaining import CountingTransport
 from tests.test_serialization import MAIN_SCRIPT
@@ -31,7 +31,7 @@ from daisi_async.server.backends.dask.protocol import IN_FLIGHT_PER_SLOT
 from daisi_async.server.workers.sandbox import find_bwrap
 from daisi_async.testing import LocalRuntime
 
-__all__ = ["toy_links", "uv_cache"]  # session fixtures, used by name
+__all__ = ["cluster", "toy_links", "uv_cache"]  # fixtures, used by name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -39,12 +39,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[DaskCluster]:
-    with DaskCluster(workers=2) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
