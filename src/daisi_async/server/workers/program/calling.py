@@ -37,9 +37,8 @@ def _open_argument(spec: Any, body: bytes) -> Any:
     if "json" in spec:
         return spec["json"]
     if "file" in spec:
-        with open(spec["file"], "rb") as f:
-            data = f.read()
-        return dill.loads(data)
+        with open(spec["file"], "rb") as f:  # large bytes are read into their objects
+            return dill.Unpickler(f).load()
     if "body" in spec:
         offset, length = spec["body"]
         if not (offset >= 0 and length >= 0 and offset + length <= len(body)):
