@@ -2,7 +2,8 @@
 
 One batch submits N executions of *Bench* ``ticks(lines)`` (each prints ``lines``
 numbered lines), behind one *gate* execution per possible worker (``ticks(0, before)``:
-it sleeps while the streams open, so that they follow their executions live); then N concurrent SSE connections each follow one execution's
+it sleeps while the streams open, so that they follow their executions live); then N
+concurrent SSE connections each follow one execution's
 ``GET /v1/executions/{id}/events`` until its terminal status. Every stream must get
 every event of its execution with no gap: sequence numbers 1, 2, 3, ... (``QUEUED``,
 ``RUNNING``, the lines in order, ``FINISHED``). The server's resident memory is sampled
