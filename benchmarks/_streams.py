@@ -25,7 +25,7 @@ from _common import MB, Row
 from httpx_sse import aconnect_sse
 
 TERMINAL = {"FINISHED", "FAILED", "CANCELLED"}
-GATE_PER_STREAM = 0.004
+GATE_PER_STREAM = 0.006
 """Seconds the gate executions sleep per stream to open (plus half a second)."""
 
 

@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import platform
 import subprocess
@@ -44,7 +43,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -55,17 +53,17 @@ from _common import (
     CountingTransport,
     LoopThread,
     median,
-    percentile,
     render_table,
     tree_cpu,
 )
 from _envs import scenario_envs
+from _latency import scenario_latency
 from _lifecycle import scenario_cold_start, scenario_idle_worker, scenario_many
 from _streams import raise_fd_limit, scenario_streams
 from _table import build_rows
 from _talk import scenario_talk
 
-from daisi_async import AsyncDaisi, Daisi
+from daisi_async import AsyncDaisi
 from daisi_async.testing import LocalRuntime
 
 HERE = Path(__file__).resolve().parent
@@ -74,10 +72,6 @@ DAISIES = {
     "add-two-numbers": ROOT / "examples" / "daisies" / "add-two-numbers",
     "echo": ROOT / "tests" / "daisies" / "echo",
     "bench": HERE / "daisies" / "bench",
-}
-COMPUTE_BODY = {
-    "endpoint": "compute",
-    "arguments": {"firstNumber": {"value": 1}, "secondNumber": {"value": 2}},
 }
 
 
@@ -159,136 +153,6 @@ def runtime(workers: int) -> Iterator[LocalRuntime]:
             (Path(tmp) / name).symlink_to(src, target_is_directory=True)
         with LocalRuntime(tmp, workers=workers) as rt:
             yield rt
-
-
-# == 1. trivial call latency =============================================================
-Timings = tuple[list[float], int]  # (seconds per call, errors)
-
-
-def _timed(fn: Callable[[], Any], k: int, expected: Any) -> Timings:
-    times: list[float] = []
-    errors = 0
-    for _ in range(k):
-        t0 = time.perf_counter()
-        try:
-            ok = fn() == expected
-        except Exception:
-            ok = False
-        times.append(time.perf_counter() - t0)
-        errors += not ok
-    return times, errors
-
-
-async def _async_calls(d: AsyncDaisi, k: int) -> Timings:
-    times: list[float] = []
-    errors = 0
-    for _ in range(k):
-        t0 = time.perf_counter()
-        try:
-            ok = await d.compute(1, 2) == 3
-        except Exception:
-            ok = False
-        times.append(time.perf_counter() - t0)
-        errors += not ok
-    return times, errors
-
-
-def _add(a: int, b: int) -> int:
-    return a + b
-
-
-def _quiet_pydaisi() -> None:
-    for name in ("pydaisi", "pydaisi.pydaisi"):
-        lg = logging.getLogger(name)
-        lg.setLevel(logging.WARNING)
-        lg.handlers.clear()
-        lg.propagate = False
-
-
-def scenario_latency(rt: LocalRuntime, loop: LoopThread, s: Settings) -> dict[str, Any]:
-    """Interleaved rounds of every variant of one trivial call, against one server."""
-    url = rt.url
-    os.environ["DAISI_BASE_URL"] = url
-    with contextlib.ExitStack() as stack:
-        http = stack.enter_context(httpx.Client(base_url=rt.api, timeout=60))
-        daisi_id = http.get(f"/v1/daisies/{quote('Add Two Numbers', safe='')}").json()["id"]
-
-        def floor() -> int:
-            return http.get("/capabilities").status_code
-
-        def raw_v1() -> Any:
-            r = http.post(f"/v1/daisies/{daisi_id}/executions?wait=30", json=COMPUTE_BODY)
-            return r.json()["result"]["value"]
-
-        batch = {"executions": [{"daisi_id": daisi_id, **COMPUTE_BODY}]}
-
-        def raw_batch() -> Any:  # the route AsyncDaisi uses: batch submit + NDJSON wait
-            with http.stream("POST", "/v1/executions?wait=60", json=batch) as r:
-                for line in r.iter_lines():
-                    msg = json.loads(line) if line else {}
-                    if msg.get("type") == "done":
-                        return msg["execution"]["result"]["value"]
-            return None
-
-        ad = loop.run(AsyncDaisi.connect("Add Two Numbers", base_url=url))
-        stack.callback(lambda: loop.run(ad.aclose()))
-        sd = stack.enter_context(Daisi("Add Two Numbers", base_url=url))
-
-        variants: dict[str, Callable[[int], Timings]] = {
-            "floor": lambda k: _timed(floor, k, 200),
-            "raw_v1": lambda k: _timed(raw_v1, k, 3),
-            "raw_batch": lambda k: _timed(raw_batch, k, 3),
-            "async": lambda k: loop.run(_async_calls(ad, k)),
-            "sync": lambda k: _timed(lambda: sd.compute(1, 2).value, k, 3),
-        }
-        try:
-            import pydaisi
-
-            _quiet_pydaisi()
-            pd = pydaisi.Daisi("Add Two Numbers")  # connected once, like the others
-            variants["pydaisi"] = lambda k: _timed(lambda: pd.compute(1, 2).value, k, 3)
-        except ImportError:
-            log("pydaisi is not installed: the pydaisi comparison is skipped")
-        try:
-            from dask.distributed import Client, LocalCluster
-
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=1,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                )
-            )
-            dask = stack.enter_context(Client(cluster))
-            variants["dask"] = lambda k: _timed(
-                lambda: dask.submit(_add, 1, 2, pure=False).result(), k, 3
-            )
-        except ImportError:
-            log("dask[distributed] is not installed: the Dask comparison is skipped")
-
-        counts = {name: s.pydaisi_calls if name == "pydaisi" else s.calls for name in variants}
-        times: dict[str, list[float]] = {name: [] for name in variants}
-        errors = dict.fromkeys(variants, 0)
-        for name, run in variants.items():  # warm-up: connections, workers, code paths
-            run(max(3, counts[name] // 2))
-        names = list(variants)
-        for r in range(s.rounds):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                t, e = variants[name](counts[name])
-                times[name] += t
-                errors[name] += e
-    out: dict[str, Any] = {}
-    for name in names:
-        out[name] = {
-            "p50": percentile(times[name], 50),
-            "p90": percentile(times[name], 90),
-            "n": len(times[name]),
-            "errors": errors[name],
-        }
-    return out
 
 
 # == 2. throughput =======================================================================
@@ -462,7 +326,13 @@ def main(argv: list[str] | None = None) -> int:
         with runtime(ns.workers) as rt:
             log(f"runtime at {rt.url} ({ns.workers} workers per Daisi)")
             steps: list[tuple[int, str, Callable[[], Any]]] = [
-                (1, "latency", lambda: scenario_latency(rt, loop, s)),
+                (
+                    1,
+                    "latency",
+                    lambda: scenario_latency(
+                        rt, loop, rounds=s.rounds, calls=s.calls, pydaisi_calls=s.pydaisi_calls
+                    ),
+                ),
                 (2, "throughput", lambda: scenario_throughput(rt, loop, s)),
                 (3, "payload", lambda: scenario_payload(rt, s)),
                 (4, "chain", lambda: scenario_chain(rt, loop, s)),
