@@ -47,6 +47,10 @@ async def _follow(client: httpx.AsyncClient, eid: str, lines: int) -> dict[str, 
     running_at = opened_at = float("nan")
     async with aconnect_sse(client, "GET", f"/v1/executions/{eid}/events") as source:
         opened_at = time.time()
+        response = source.response
+        if response.status_code != 200:
+            body = (await response.aread()).decode(errors="replace")[:200]
+            raise RuntimeError(f"GET /events answered {response.status_code}: {body!r}")
         async for sse in source.aiter_sse():
             if not sse.data:
                 continue

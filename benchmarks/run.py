@@ -106,6 +106,7 @@ QUICK = Settings(
     log_runs=5,
     cold_daisies=5,
     many_daisies=40,
+    streams=500,
 )
 FULL = Settings(
     rounds=20,
@@ -120,6 +121,7 @@ FULL = Settings(
     many_daisies=40,
     env_reps=5,
     talk_calls=15,
+    streams=1_000,
     stream_lines=5,
 )
 SMOKE = Settings(  # every scenario, tiny: checks that they run (tests/test_benchmarks.py)
@@ -146,12 +148,17 @@ def log(msg: str) -> None:
 
 
 @contextlib.contextmanager
-def runtime(workers: int) -> Iterator[LocalRuntime]:
-    """One ``daisi serve`` process for every scenario, over a folder of symlinked Daisies."""
+def runtime(workers: int, streams: int) -> Iterator[LocalRuntime]:
+    """One ``daisi serve`` process for every scenario, over a folder of symlinked Daisies.
+
+    Its ``--limit-concurrency`` (open connections; 1,000 by default) leaves room for
+    scenario 11's ``streams`` event streams beside the other scenarios' connections.
+    """
+    limit = ["--limit-concurrency", str(max(1000, streams + 500))]
     with tempfile.TemporaryDirectory(prefix="daisi-bench-") as tmp:
         for name, src in DAISIES.items():
             (Path(tmp) / name).symlink_to(src, target_is_directory=True)
-        with LocalRuntime(tmp, workers=workers) as rt:
+        with LocalRuntime(tmp, workers=workers, extra_args=limit) as rt:
             yield rt
 
 
@@ -323,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         res["machine"]["fd_limit"] = raise_fd_limit(2 * s.streams + 1024)
     loop = LoopThread()
     try:
-        with runtime(ns.workers) as rt:
+        with runtime(ns.workers, s.streams) as rt:
             log(f"runtime at {rt.url} ({ns.workers} workers per Daisi)")
             steps: list[tuple[int, str, Callable[[], Any]]] = [
                 (
