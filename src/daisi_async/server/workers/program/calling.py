@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import platform
@@ -122,5 +121,7 @@ def call(module: types.ModuleType, endpoint: str, values: Mapping[str, Any]) -> 
     args, kwargs = bind_arguments(fn, values)
     result = fn(*args, **kwargs)
     if inspect.iscoroutine(result):
+        import asyncio  # only async endpoints need it (it costs a worker ~6 MB)
+
         result = asyncio.run(result)
     return result
