@@ -29,7 +29,7 @@ pytest: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
-	$(PY) -c "import distributed" 2>/dev/null || \
+	$(PY) -c "import distributed, psutil, pydaisi" 2>/dev/null || \
 		$(PY) -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+import psutil
 
 T = TypeVar("T")
 
@@ -83,33 +84,25 @@ def reset_peak_rss() -> bool:
     return True
 
 
-def _cpu_of(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out += [int(c) for c in f.read().split()]
-    except OSError:
-        pass
-    return out
+def _cpu(proc: psutil.Process) -> float:
+    """CPU seconds of a process and of its children it has reaped (user + system)."""
+    t = proc.cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def tree_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds used so far by a process (``server``) and its live children (``workers``)."""
+    """CPU seconds used so far by a process (``server``) and every live process below it
+    (``workers``: the worker processes and, with a sandbox, their ``bwrap`` parents)."""
     try:
-        server = _cpu_of(pid)
-    except OSError:
+        root = psutil.Process(pid)
+        server = _cpu(root)
+        below = root.children(recursive=True)
+    except psutil.Error:
         return {"server": math.nan, "workers": math.nan}
     workers = 0.0
-    for child in _children(pid):
-        with contextlib.suppress(OSError):
-            workers += _cpu_of(child)
+    for child in below:
+        with contextlib.suppress(psutil.Error):
+            workers += _cpu(child)
     return {"server": server, "workers": workers}
 
 

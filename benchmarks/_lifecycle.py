@@ -1,4 +1,4 @@
-"""Scenarios 6 and 7 of ``run.py``: the workers' lifecycle, each on runtimes of its own.
+"""Scenarios 6, 7 and 12 of ``run.py``: the workers' lifecycle, each on runtimes of its own.
 
 6. Cold start: the first call of a fresh small Daisi (its worker starts for it), p50
    over several Daisies, beside the next call on the now warm worker.
@@ -6,10 +6,12 @@
    server process started until it answers) and the resident memory of the server and
    its workers while idle; by default (workers start on first use) beside
    ``--workers 1`` (one warm worker per Daisi, the behaviour before lazy starts).
+12. The memory of one idle warm worker of a trivial Daisi (RSS, USS, PSS).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import textwrap
 import time
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from daisi_async.server.workers import proctree
 from daisi_async.testing import LocalRuntime
@@ -95,3 +98,44 @@ def scenario_many(daisies: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="daisi-bench-many-") as tmp:
         _write(Path(tmp), daisies)
         return [_serve_many(Path(tmp), workers) for workers in (0, 1)]
+
+
+WORKER_PROGRAM = "daisi_async.server.workers.program"
+
+
+def worker_memory(server_pid: int) -> list[dict[str, int]]:
+    """RSS, USS and PSS (bytes) of each worker process below the server.
+
+    The worker program's own processes only: a sandbox's ``bwrap`` parents are
+    counted apart (``wrapper_rss``).
+    """
+    out: list[dict[str, int]] = []
+    wrappers = 0
+    for proc in psutil.Process(server_pid).children(recursive=True):
+        try:
+            cmd = proc.cmdline()
+            mem = proc.memory_full_info()
+        except psutil.Error:
+            continue
+        if cmd and os.path.basename(cmd[0]) == "bwrap":
+            wrappers += mem.rss
+        elif WORKER_PROGRAM in cmd:
+            out.append({"pid": proc.pid, "rss": mem.rss, "uss": mem.uss, "pss": mem.pss})
+    for row in out:
+        row["wrapper_rss"] = wrappers // max(len(out), 1)
+    return out
+
+
+def scenario_idle_worker() -> dict[str, Any]:
+    """The memory of an idle warm worker of a trivial Daisi (``--workers 1``), after a call."""
+    with tempfile.TemporaryDirectory(prefix="daisi-bench-idle-") as tmp:
+        _write(Path(tmp), 1)
+        with LocalRuntime(tmp, workers=1) as rt, httpx.Client(base_url=rt.api, timeout=90) as http:
+            did = http.get("/v1/daisies").json()["daisies"][0]["id"]
+            _call(http, did)
+            time.sleep(1.0)  # settle
+            assert rt.process is not None
+            workers = worker_memory(rt.process.pid)
+    if not workers:
+        raise RuntimeError("no worker process found below the server")
+    return {"workers": workers}

@@ -15,11 +15,16 @@ benchmark-only Bench Daisi), then measures, side by side:
 8. time to the first result of a Daisi with a requirements.txt: its environment
    reused after a restart vs built fresh (a runtime of its own, see ``_envs.py``);
 9. the cluster backend (``daisi serve --cluster``) beside plain Dask on one Dask
-   cluster: trivial call p50 and fan-out rate (``_cluster.py``).
+   cluster: trivial call p50 and fan-out rate (``_cluster.py``);
+10. a 0.3 s call that prints: the client's overhead beside pydaisi's (``_talk.py``);
+11. 1,000 concurrent event streams, every event delivered with no gap (``_streams.py``);
+12. the memory of an idle warm worker of a trivial Daisi (``_lifecycle.py``).
 
-Scenarios 6 and 7 (``_lifecycle.py``) start runtimes of their own.
+Scenarios 6 to 9 and 12 start runtimes (or clusters) of their own.
 
-Usage: ``python benchmarks/run.py [--quick] [--json FILE]`` (or ``make bench``).
+Usage: ``python benchmarks/run.py [--quick] [--json FILE]`` (or ``make bench``);
+``--smoke`` runs every scenario with tiny counts, to check that they run (the test
+suite does, in ``tests/test_benchmarks.py``): its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import platform
 import subprocess
@@ -39,27 +43,27 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import numpy as np
-from _cluster import cluster_rows, scenario_cluster
+from _cluster import scenario_cluster
 from _common import (
     MB,
     ByteCounter,
     CountingTransport,
     LoopThread,
-    Row,
     median,
-    ms,
-    percentile,
     render_table,
     tree_cpu,
 )
 from _envs import scenario_envs
-from _lifecycle import scenario_cold_start, scenario_many
+from _latency import scenario_latency
+from _lifecycle import scenario_cold_start, scenario_idle_worker, scenario_many
+from _streams import raise_fd_limit, scenario_streams
+from _table import build_rows
+from _talk import scenario_talk
 
-from daisi_async import AsyncDaisi, Daisi
+from daisi_async import AsyncDaisi
 from daisi_async.testing import LocalRuntime
 
 HERE = Path(__file__).resolve().parent
@@ -68,10 +72,6 @@ DAISIES = {
     "add-two-numbers": ROOT / "examples" / "daisies" / "add-two-numbers",
     "echo": ROOT / "tests" / "daisies" / "echo",
     "bench": HERE / "daisies" / "bench",
-}
-COMPUTE_BODY = {
-    "endpoint": "compute",
-    "arguments": {"firstNumber": {"value": 1}, "secondNumber": {"value": 2}},
 }
 
 
@@ -90,6 +90,9 @@ class Settings:
     cold_daisies: int  # scenario 6
     many_daisies: int  # scenario 7
     env_reps: int = 3  # scenario 8: restarts and fresh builds, each
+    talk_calls: int = 5  # scenario 10: calls per client
+    streams: int = 1_000  # scenario 11: concurrent event streams
+    stream_lines: int = 3  # scenario 11: lines each execution prints
 
 
 QUICK = Settings(
@@ -103,6 +106,7 @@ QUICK = Settings(
     log_runs=5,
     cold_daisies=5,
     many_daisies=40,
+    streams=500,
 )
 FULL = Settings(
     rounds=20,
@@ -116,6 +120,25 @@ FULL = Settings(
     cold_daisies=10,
     many_daisies=40,
     env_reps=5,
+    talk_calls=15,
+    streams=1_000,
+    stream_lines=5,
+)
+SMOKE = Settings(  # every scenario, tiny: checks that they run (tests/test_benchmarks.py)
+    rounds=1,
+    calls=3,
+    pydaisi_calls=2,
+    gather_n=60,
+    payload_mb=1,
+    payload_reps=1,
+    chain_mb=1,
+    log_runs=1,
+    cold_daisies=2,
+    many_daisies=3,
+    env_reps=1,
+    talk_calls=1,
+    streams=40,
+    stream_lines=3,
 )
 
 
@@ -125,143 +148,18 @@ def log(msg: str) -> None:
 
 
 @contextlib.contextmanager
-def runtime(workers: int) -> Iterator[LocalRuntime]:
-    """One ``daisi serve`` process for every scenario, over a folder of symlinked Daisies."""
+def runtime(workers: int, streams: int) -> Iterator[LocalRuntime]:
+    """One ``daisi serve`` process for every scenario, over a folder of symlinked Daisies.
+
+    Its ``--limit-concurrency`` (open connections; 1,000 by default) leaves room for
+    scenario 11's ``streams`` event streams beside the other scenarios' connections.
+    """
+    limit = ["--limit-concurrency", str(max(1000, streams + 500))]
     with tempfile.TemporaryDirectory(prefix="daisi-bench-") as tmp:
         for name, src in DAISIES.items():
             (Path(tmp) / name).symlink_to(src, target_is_directory=True)
-        with LocalRuntime(tmp, workers=workers) as rt:
+        with LocalRuntime(tmp, workers=workers, extra_args=limit) as rt:
             yield rt
-
-
-# == 1. trivial call latency =============================================================
-Timings = tuple[list[float], int]  # (seconds per call, errors)
-
-
-def _timed(fn: Callable[[], Any], k: int, expected: Any) -> Timings:
-    times: list[float] = []
-    errors = 0
-    for _ in range(k):
-        t0 = time.perf_counter()
-        try:
-            ok = fn() == expected
-        except Exception:
-            ok = False
-        times.append(time.perf_counter() - t0)
-        errors += not ok
-    return times, errors
-
-
-async def _async_calls(d: AsyncDaisi, k: int) -> Timings:
-    times: list[float] = []
-    errors = 0
-    for _ in range(k):
-        t0 = time.perf_counter()
-        try:
-            ok = await d.compute(1, 2) == 3
-        except Exception:
-            ok = False
-        times.append(time.perf_counter() - t0)
-        errors += not ok
-    return times, errors
-
-
-def _add(a: int, b: int) -> int:
-    return a + b
-
-
-def _quiet_pydaisi() -> None:
-    for name in ("pydaisi", "pydaisi.pydaisi"):
-        lg = logging.getLogger(name)
-        lg.setLevel(logging.WARNING)
-        lg.handlers.clear()
-        lg.propagate = False
-
-
-def scenario_latency(rt: LocalRuntime, loop: LoopThread, s: Settings) -> dict[str, Any]:
-    """Interleaved rounds of every variant of one trivial call, against one server."""
-    url = rt.url
-    os.environ["DAISI_BASE_URL"] = url
-    with contextlib.ExitStack() as stack:
-        http = stack.enter_context(httpx.Client(base_url=rt.api, timeout=60))
-        daisi_id = http.get(f"/v1/daisies/{quote('Add Two Numbers', safe='')}").json()["id"]
-
-        def floor() -> int:
-            return http.get("/capabilities").status_code
-
-        def raw_v1() -> Any:
-            r = http.post(f"/v1/daisies/{daisi_id}/executions?wait=30", json=COMPUTE_BODY)
-            return r.json()["result"]["value"]
-
-        batch = {"executions": [{"daisi_id": daisi_id, **COMPUTE_BODY}]}
-
-        def raw_batch() -> Any:  # the route AsyncDaisi uses: batch submit + NDJSON wait
-            with http.stream("POST", "/v1/executions?wait=60", json=batch) as r:
-                for line in r.iter_lines():
-                    msg = json.loads(line) if line else {}
-                    if msg.get("type") == "done":
-                        return msg["execution"]["result"]["value"]
-            return None
-
-        ad = loop.run(AsyncDaisi.connect("Add Two Numbers", base_url=url))
-        stack.callback(lambda: loop.run(ad.aclose()))
-        sd = stack.enter_context(Daisi("Add Two Numbers", base_url=url))
-
-        variants: dict[str, Callable[[int], Timings]] = {
-            "floor": lambda k: _timed(floor, k, 200),
-            "raw_v1": lambda k: _timed(raw_v1, k, 3),
-            "raw_batch": lambda k: _timed(raw_batch, k, 3),
-            "async": lambda k: loop.run(_async_calls(ad, k)),
-            "sync": lambda k: _timed(lambda: sd.compute(1, 2).value, k, 3),
-        }
-        try:
-            import pydaisi
-
-            _quiet_pydaisi()
-            pd = pydaisi.Daisi("Add Two Numbers")  # connected once, like the others
-            variants["pydaisi"] = lambda k: _timed(lambda: pd.compute(1, 2).value, k, 3)
-        except ImportError:
-            log("pydaisi is not installed: the pydaisi comparison is skipped")
-        try:
-            from dask.distributed import Client, LocalCluster
-
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=1,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                )
-            )
-            dask = stack.enter_context(Client(cluster))
-            variants["dask"] = lambda k: _timed(
-                lambda: dask.submit(_add, 1, 2, pure=False).result(), k, 3
-            )
-        except ImportError:
-            log("dask[distributed] is not installed: the Dask comparison is skipped")
-
-        counts = {name: s.pydaisi_calls if name == "pydaisi" else s.calls for name in variants}
-        times: dict[str, list[float]] = {name: [] for name in variants}
-        errors = dict.fromkeys(variants, 0)
-        for name, run in variants.items():  # warm-up: connections, workers, code paths
-            run(max(3, counts[name] // 2))
-        names = list(variants)
-        for r in range(s.rounds):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                t, e = variants[name](counts[name])
-                times[name] += t
-                errors[name] += e
-    out: dict[str, Any] = {}
-    for name in names:
-        out[name] = {
-            "p50": percentile(times[name], 50),
-            "p90": percentile(times[name], 90),
-            "n": len(times[name]),
-            "errors": errors[name],
-        }
-    return out
 
 
 # == 2. throughput =======================================================================
@@ -379,204 +277,6 @@ def scenario_logs(rt: LocalRuntime, loop: LoopThread, s: Settings) -> dict[str, 
     return {k: {"median": median(v), "max": max(v), "runs": v} for k, v in runs.items()}
 
 
-# == the table ===========================================================================
-# The targets' ratios of p50 latencies: (label, numerator, denominator, bound, is upper)
-RATIOS = [
-    ("1 ratio async / raw floor", "async", "floor", 3.0, True),
-    ("1 ratio pydaisi / async", "pydaisi", "async", 10.0, False),
-    ("1 ratio async / Dask", "async", "dask", 1.0, True),
-    ("1 ratio sync / async", "sync", "async", 1.2, True),
-]
-
-
-def build_rows(res: dict[str, Any]) -> list[Row]:
-    """The final table: absolute numbers, then the §6 ratios and targets."""
-    rows: list[Row] = []
-    lat = res.get("latency")
-    if lat:
-        labels = {
-            "floor": "1 raw httpx GET /capabilities (floor)",
-            "raw_v1": "1 raw httpx POST v1 execution ?wait",
-            "raw_batch": "1 raw httpx POST v1 batch, NDJSON wait",
-            "async": "1 AsyncDaisi await d.compute(1, 2)",
-            "sync": "1 sync facade d.compute(1, 2).value",
-            "pydaisi": "1 pydaisi .compute(1, 2).value",
-            "dask": "1 Dask submit(add, 1, 2).result()",
-        }
-        for name, label in labels.items():
-            if name in lat:
-                v = lat[name]
-                err = f", {v['errors']} errors" if v["errors"] else ""
-                text = f"p50 {ms(v['p50'])}  p90 {ms(v['p90'])}  (n={v['n']}{err})"
-                rows.append(Row(label, text, passed=None if not v["errors"] else False))
-        for label, num, den, bound, upper in RATIOS:
-            if num in lat and den in lat:
-                value = lat[num]["p50"] / lat[den]["p50"]
-                target = f"{'<=' if upper else '>='} {bound:g}x"
-                ok = value <= bound if upper else value >= bound
-                rows.append(Row(label, f"{value:.2f}x (p50 / p50)", target, ok))
-    for i, run in enumerate(res.get("throughput", []), 1):
-        bad = run["exceptions"] + run["wrong"]
-        text = f"{run['per_s']:,.0f}/s  ({run['n']:,} in {run['seconds']:.2f} s, {bad} errors)"
-        rows.append(
-            Row(
-                f"2 gather {run['n']:,} executions, run {i}",
-                text,
-                ">= 1,000/s, 0 errors",
-                run["per_s"] >= 1000 and bad == 0,
-            )
-        )
-    runs = res.get("throughput", [])
-    if runs:
-        total = sum(r["n"] for r in runs)
-        per = {k: sum(r["cpu_s"][k] for r in runs) / total for k in ("client", "server", "workers")}
-        rows.append(
-            Row(
-                "2 CPU time per execution",
-                "  ".join(f"{k} {v * 1e3:.2f} ms" for k, v in per.items()),
-            )
-        )
-    pay = res.get("payload")
-    if pay:
-        size = pay["payload_bytes"] / MB
-        ok = pay["echo_ok"]
-        rows.append(
-            Row(
-                f"3 echo({size:.0f} MB array) wall time",
-                f"{pay['echo_total_s']:.2f} s  (up {pay['echo_up_s']:.2f} + server "
-                f"{pay['echo_server_s']:.2f} + down {pay['echo_down_s']:.2f})"
-                + ("" if ok else "  WRONG RESULT"),
-                passed=None if ok else False,
-            )
-        )
-        rows.append(
-            Row(
-                "3 upload (dill + POST + submit)",
-                f"{pay['upload_mb_s']:.0f} MB/s",
-                ">= 300 MB/s",
-                pay["upload_mb_s"] >= 300,
-            )
-        )
-        rows.append(
-            Row(
-                "3 download (GET result + dill load)",
-                f"{pay['download_mb_s']:.0f} MB/s",
-                ">= 300 MB/s",
-                pay["download_mb_s"] >= 300,
-            )
-        )
-        rows.append(
-            Row(
-                "3 client peak memory over baseline",
-                f"{pay['peak_multiple']:.2f}x payload ({pay['peak_over_baseline_bytes'] / MB:.0f}"
-                f" MB) over {pay['reps']} call(s)"
-                + (f"; {pay['peak_first_multiple']:.2f}x after the 1st" if pay["reps"] > 1 else ""),
-                "<= 3x",
-                pay["peak_multiple"] <= 3,
-            )
-        )
-        rows.append(
-            Row(
-                "3 upload-only call nbytes(arr), total",
-                f"{pay['upload_only_mb_s']:.0f} MB/s ({pay['upload_only_s']:.2f} s)",
-            )
-        )
-        rows.append(
-            Row(
-                "3 download-only (server-made array)",
-                f"{pay['download_only_mb_s']:.0f} MB/s ({pay['download_only_s']:.2f} s)",
-            )
-        )
-        rows.append(
-            Row(
-                "3 raw httpx blob POST / GET (floor)",
-                f"{pay['raw_upload_mb_s']:.0f} / {pay['raw_download_mb_s']:.0f} MB/s",
-            )
-        )
-    chain = res.get("chain")
-    if chain:
-        rows.append(
-            Row(
-                f"4 chain x3 on {chain['payload_bytes'] / MB:.0f} MB: result bytes in",
-                f"{chain['result_bytes']:,} B  (all responses: {chain['received_bytes']:,} B "
-                "of protocol JSON)",
-                "0 B",
-                chain["result_bytes"] == 0,
-            )
-        )
-        rows.append(
-            Row(
-                "4 then fetching the final result",
-                f"{chain['final_fetch_bytes']:,} B"
-                + (", value correct" if chain["final_ok"] else ", WRONG VALUE"),
-                passed=None if chain["final_ok"] else False,
-            )
-        )
-    logs = res.get("logs")
-    if logs:
-        for key, label in (
-            ("live", "5 first log line, stream already open"),
-            ("immediate", "5 first log line, printed at start"),
-        ):
-            v = logs[key]
-            rows.append(
-                Row(
-                    label,
-                    f"median {ms(v['median'])}  max {ms(v['max'])}",
-                    "<= 50 ms",
-                    v["median"] <= 0.050,
-                )
-            )
-    cold = res.get("cold_start")
-    if cold:
-        n = len(cold["first"])
-        rows.append(
-            Row(
-                f"6 first call of a fresh Daisi (n={n})",
-                f"p50 {ms(percentile(cold['first'], 50))}  max {ms(max(cold['first']))}"
-                f"  (next call, warm: p50 {ms(percentile(cold['second'], 50))})",
-            )
-        )
-    for run in res.get("many", []):
-        label = "workers on first use" if run["workers"] == 0 else "--workers 1"
-        rows.append(
-            Row(
-                f"7 {run['daisies']} Daisies, {label}: time to ready",
-                f"{run['ready_s']:.2f} s"
-                + (
-                    f"  (all {run['ready_daisies']} warm at {run['all_warm_s']:.2f} s)"
-                    if run["workers"]
-                    else ""
-                ),
-                "< 2 s",
-                run["ready_s"] < 2.0,
-            )
-        )
-        rows.append(
-            Row(
-                f"7 {run['daisies']} Daisies, {label}: idle RSS",
-                f"{run['rss_bytes'] / MB:.0f} MB (server + {run['ready_daisies']} workers)",
-            )
-        )
-    if res.get("cluster"):
-        rows += cluster_rows(res["cluster"])
-    envs = res.get("envs")
-    if envs:
-        rows.append(
-            Row(
-                "8 first result, env cached (restart)",
-                f"median {envs['cached_s']:.2f} s  (n={len(envs['cached_runs'])})",
-            )
-        )
-        rows.append(
-            Row(
-                "8 first result, env built fresh",
-                f"median {envs['fresh_s']:.2f} s with uv's cache warm, {envs['cold_s']:.2f} s cold",
-            )
-        )
-    return rows
-
-
 def _cluster(loop: LoopThread, s: Settings) -> dict[str, Any] | None:
     try:
         import distributed  # noqa: F401
@@ -588,26 +288,36 @@ def _cluster(loop: LoopThread, s: Settings) -> dict[str, Any] | None:
     )
 
 
+def _streams(rt: LocalRuntime, loop: LoopThread, s: Settings) -> dict[str, Any]:
+    assert rt.process is not None
+    return scenario_streams(
+        loop, rt.api, rt.process.pid, n=s.streams, lines=s.stream_lines, workers=rt.workers
+    )
+
+
 # == main ================================================================================
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="daisi-async benchmarks (benchmarks/README.md)")
     parser.add_argument("--quick", action="store_true", help="smaller counts (< 60 s)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny counts: only checks that every scenario runs"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument(
         "--workers", type=int, default=2, help="worker processes each Daisi keeps warm"
     )
     parser.add_argument(
         "--only",
-        default="1,2,3,4,5,6,7,8,9",
+        default="1,2,3,4,5,6,7,8,9,10,11,12",
         help="comma-separated scenario numbers to run (default: all)",
     )
     ns = parser.parse_args(argv)
-    s = QUICK if ns.quick else FULL
+    s = SMOKE if ns.smoke else QUICK if ns.quick else FULL
     only = {int(x) for x in ns.only.split(",") if x.strip()}
 
     started = time.perf_counter()
     res: dict[str, Any] = {
-        "mode": "quick" if ns.quick else "full",
+        "mode": "smoke" if ns.smoke else "quick" if ns.quick else "full",
         "settings": asdict(s),
         "machine": {
             "cpus": os.cpu_count(),
@@ -616,16 +326,26 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_at_start": os.getloadavg(),
         },
     }
+    if 11 in only:  # each stream is a socket at both ends (the runtime inherits the limit)
+        res["machine"]["fd_limit"] = raise_fd_limit(2 * s.streams + 1024)
     loop = LoopThread()
     try:
-        with runtime(ns.workers) as rt:
+        with runtime(ns.workers, s.streams) as rt:
             log(f"runtime at {rt.url} ({ns.workers} workers per Daisi)")
             steps: list[tuple[int, str, Callable[[], Any]]] = [
-                (1, "latency", lambda: scenario_latency(rt, loop, s)),
+                (
+                    1,
+                    "latency",
+                    lambda: scenario_latency(
+                        rt, loop, rounds=s.rounds, calls=s.calls, pydaisi_calls=s.pydaisi_calls
+                    ),
+                ),
                 (2, "throughput", lambda: scenario_throughput(rt, loop, s)),
                 (3, "payload", lambda: scenario_payload(rt, s)),
                 (4, "chain", lambda: scenario_chain(rt, loop, s)),
                 (5, "logs", lambda: scenario_logs(rt, loop, s)),
+                (10, "talk", lambda: scenario_talk(rt.url, loop, s.talk_calls)),
+                (11, "streams", lambda: _streams(rt, loop, s)),
             ]
             for number, key, step in steps:
                 if number not in only:
@@ -639,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             (7, "many", lambda: scenario_many(s.many_daisies)),
             (8, "envs", lambda: scenario_envs(s.env_reps)),
             (9, "cluster", lambda: _cluster(loop, s)),
+            (12, "idle_worker", scenario_idle_worker),
         ]
         for number, key, step in own:  # each on runtimes of its own
             if number in only:

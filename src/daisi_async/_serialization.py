@@ -19,7 +19,14 @@ import dill
 from ._errors import DaisiSerializationError
 from ._values import is_strict_json
 
-__all__ = ["LOCAL_VERSIONS", "decode_result", "dumps", "is_strict_json", "loads"]
+__all__ = [
+    "LOCAL_VERSIONS",
+    "decode_result",
+    "dumps",
+    "is_strict_json",
+    "load_failure",
+    "loads",
+]
 
 LOCAL_VERSIONS = {"python": platform.python_version(), "dill": str(dill.__version__)}
 """Python and dill versions of this process, sent with payloads and shown on mismatch."""
@@ -85,15 +92,20 @@ def loads(data: bytes | bytearray | memoryview, *, remote: dict[str, str] | None
     try:
         return dill.Unpickler(_ViewReader(data)).load()
     except Exception as exc:
-        hint = ""
-        if remote and any(remote.get(k) != v for k, v in LOCAL_VERSIONS.items()):
-            hint = (
-                f" (made with Python {remote.get('python')} / dill {remote.get('dill')}; "
-                f"here Python {LOCAL_VERSIONS['python']} / dill {LOCAL_VERSIONS['dill']})"
-            )
-        raise DaisiSerializationError(
-            f"the result could not be deserialized: {type(exc).__name__}: {exc}{hint}"
-        ) from exc
+        raise load_failure(exc, remote) from exc
+
+
+def load_failure(exc: BaseException, remote: dict[str, str] | None) -> DaisiSerializationError:
+    """The error for a result that could not be unpickled (with versions if they differ)."""
+    hint = ""
+    if remote and any(remote.get(k) != v for k, v in LOCAL_VERSIONS.items()):
+        hint = (
+            f" (made with Python {remote.get('python')} / dill {remote.get('dill')}; "
+            f"here Python {LOCAL_VERSIONS['python']} / dill {LOCAL_VERSIONS['dill']})"
+        )
+    return DaisiSerializationError(
+        f"the result could not be deserialized: {type(exc).__name__}: {exc}{hint}"
+    )
 
 
 def decode_result(result: dict[str, Any], *, remote: dict[str, str] | None = None) -> Any:

@@ -32,12 +32,15 @@ from ._wire import API_PREFIX
 
 __all__ = ["Transport", "stream_errors"]
 
-UPLOAD_CHUNK = 1 << 20
+UPLOAD_CHUNK = 1 << 22
+"""Large bodies are sent in slices of at most this many bytes (views, not copies)."""
 
 
-async def _slices(view: memoryview) -> AsyncIterator[bytes]:
-    for start in range(0, len(view), UPLOAD_CHUNK):
-        yield bytes(view[start : start + UPLOAD_CHUNK])
+async def _slices(parts: list[memoryview]) -> AsyncIterator[memoryview]:
+    for part in parts:
+        view = part.cast("B") if part.ndim != 1 or part.format != "B" else part
+        for start in range(0, len(view), UPLOAD_CHUNK):
+            yield view[start : start + UPLOAD_CHUNK]
 
 
 class Transport:
@@ -94,15 +97,16 @@ class Transport:
         hdrs = dict(self.headers)
         if headers:
             hdrs.update(headers)
-        if isinstance(content, (bytearray, memoryview)) or (
-            isinstance(content, bytes) and len(content) > UPLOAD_CHUNK
-        ):
-            if len(content) > UPLOAD_CHUNK:
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            content = [memoryview(content)]
+        if isinstance(content, list):
+            size = sum(p.nbytes for p in content)
+            if size > UPLOAD_CHUNK:
                 # Large bodies go out in slices: no joined copy of the whole payload.
-                hdrs["content-length"] = str(len(content))
-                content = _slices(memoryview(content))
+                hdrs["content-length"] = str(size)
+                content = _slices(content)
             else:
-                content = bytes(content)
+                content = b"".join(content)
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = timeout

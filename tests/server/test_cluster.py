@@ -21,7 +21,7 @@ import psutil
 import pytest
 from tests.server.cluster_daisies import UNSANDBOXED, cluster_daisies
 from tests.support.daisi_folders import make_daisi
-from tests.support.dask_cluster import DaskCluster
+from tests.support.dask_cluster import DaskCluster, cluster
 from tests.support.wheels import toy_links, uv_cache
 from tests.test_chaining import CountingTransport
 from tests.test_serialization import MAIN_SCRIPT
@@ -31,7 +31,7 @@ from daisi_async.server.backends.dask.protocol import IN_FLIGHT_PER_SLOT
 from daisi_async.server.workers.sandbox import find_bwrap
 from daisi_async.testing import LocalRuntime
 
-__all__ = ["toy_links", "uv_cache"]  # session fixtures, used by name
+__all__ = ["cluster", "toy_links", "uv_cache"]  # fixtures, used by name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -39,12 +39,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[DaskCluster]:
-    with DaskCluster(workers=2) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -291,3 +285,22 @@ async def test_sandbox_on_the_dask_workers(cluster: DaskCluster, tmp_path: Path)
     assert seen["processes"] <= 3, seen  # bwrap's init, the worker (and ls's parent)
     assert len(seen["beside"]) == 1, seen  # not the other Daisies unpacked on the worker
     assert seen["beside"][0].startswith(tuple("0123456789abcdef")), seen
+
+
+async def test_settings_and_secrets_reach_the_dask_workers(
+    cluster: DaskCluster, tmp_path: Path
+) -> None:
+    """``[env]`` and the Daisi's secrets reach its processes on the Dask workers; another
+    Daisi's secret does not."""
+    app = "import os\n\ndef env(name: str) -> str | None:\n    return os.environ.get(name)\n"
+    toml = 'name = "Settings"\n[env]\nMODE = "fast"\n'
+    root = tmp_path / "daisies"
+    make_daisi(root, "settings", {"app.py": app, "daisi.toml": toml})
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('["Settings"]\nAPI_KEY = "s3cr3t"\n\n["Other"]\nOTHER_KEY = "no"\n')
+    args = ["--cluster", cluster.address, "--secrets", str(secrets)]
+    with LocalRuntime(root, workers=0, extra_args=args) as rt:
+        async with AsyncDaisi("Settings", base_url=rt.url) as d:
+            assert await d.env("MODE") == "fast"
+            assert await d.env("API_KEY") == "s3cr3t"
+            assert await d.env("OTHER_KEY") is None

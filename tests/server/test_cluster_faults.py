@@ -17,10 +17,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from tests.server.cluster_daisies import UNSANDBOXED, cluster_daisies
-from tests.support.dask_cluster import DaskCluster
+from tests.support.dask_cluster import DaskCluster, cluster
 
 from daisi_async import AsyncDaisi, AsyncDaisiExecution, DaisiExecutionError, ExecutionStatus
 from daisi_async.testing import LocalRuntime
+
+__all__ = ["cluster"]  # a fixture, used by name
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -28,12 +30,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[DaskCluster]:
-    with DaskCluster(workers=2) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 import psutil
+import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -182,3 +184,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     else:
         with contextlib.suppress(ProcessLookupError):  # a worker may linger in the group
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[DaskCluster]:
+    """A scheduler and two ``dask worker`` processes, for one test module."""
+    with DaskCluster(workers=2) as c:
+        yield c

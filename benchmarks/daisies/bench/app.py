@@ -25,3 +25,20 @@ def stamp(before: float = 0.0, after: float = 0.2) -> float:
     print(f"stamp {now!r}", flush=True)
     time.sleep(after)
     return now
+
+
+def talk(lines: int = 5, seconds: float = 0.3) -> float:
+    """Print ``lines`` lines over ``seconds`` seconds; return the seconds this call ran."""
+    t0 = time.perf_counter()
+    for i in range(lines):
+        print(f"line {i + 1} of {lines}", flush=True)
+        time.sleep(seconds / max(lines, 1))
+    return time.perf_counter() - t0
+
+
+def ticks(lines: int = 5, before: float = 0.0) -> int:
+    """Sleep ``before`` seconds, then print ``lines`` numbered lines at once."""
+    time.sleep(before)
+    for i in range(lines):
+        print(f"tick {i + 1}", flush=True)
+    return lines

@@ -11,11 +11,13 @@ bodies are opaque bytes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 from collections.abc import Mapping
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:  # imported where used: the worker program reads frames without asyncio
+    import asyncio
 
 PREFIX = struct.Struct("!II")
 """The frame prefix: header length, body length (network byte order)."""
@@ -89,6 +91,8 @@ async def read_frame_async(reader: asyncio.StreamReader) -> tuple[dict[str, Any]
     Returns ``(header, body)``, or ``None`` at a clean end of stream (before a
     frame starts). Raises :class:`FrameError` on a truncated or malformed frame.
     """
+    import asyncio  # a dictionary lookup once loaded; kept out of the worker's imports
+
     try:
         prefix = await reader.readexactly(PREFIX.size)
     except asyncio.IncompleteReadError as exc:

@@ -106,11 +106,15 @@ def _blob_response(store: Store, key: str, media_type: str, blob: Blob | None = 
     )
 
 
+BLOB_READ = 1 << 22
+"""Bytes read from a blob file at a time (one thread hop and one write each)."""
+
+
 async def _iterate(store: Store, key: str) -> AsyncIterator[bytes]:
     blob = store.get_blob(key)
     assert blob is not None and blob.path is not None
-    with open(blob.path, "rb") as fh:  # noqa: ASYNC230 - reads go through a thread
-        while chunk := await asyncio.to_thread(fh.read, 1 << 20):
+    with open(blob.path, "rb", buffering=0) as fh:  # noqa: ASYNC230 - reads go through a thread
+        while chunk := await asyncio.to_thread(fh.read, BLOB_READ):
             yield chunk
 
 

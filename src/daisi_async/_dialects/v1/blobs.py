@@ -1,4 +1,9 @@
-"""Binary payloads: arguments uploaded as raw dill blobs, large results streamed down."""
+"""Binary payloads: arguments uploaded as raw dill blobs, large results streamed down.
+
+Neither way copies a large payload whole: an argument's large buffers are sent from
+where they are (:mod:`..._pickle_parts`), and a large result is unpickled while it
+arrives (:mod:`..._stream_load`), its large buffers read straight into their objects.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,20 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
 from ..._failures import json_of, replies
-from ..._serialization import LOCAL_VERSIONS, dumps, is_strict_json, loads
+from ..._pickle_parts import dump_parts
+from ..._serialization import LOCAL_VERSIONS, is_strict_json, load_failure, loads
+from ..._stream_load import load_stream
 from ..._transport import Transport, stream_errors
 from ..base import Ref
 from .routes import execution_path
 
-__all__ = ["Blobs"]
+__all__ = ["STREAM_LOAD_MIN", "Blobs"]
+
+STREAM_LOAD_MIN = 1 << 20
+"""Results at least this large are unpickled while they arrive (smaller: at once)."""
 
 
 class Blobs:
@@ -36,12 +48,12 @@ class Blobs:
             elif is_strict_json(value):
                 out[name] = {"value": value}
             else:
-                out[name] = {"blob": await self.upload(dumps(value, param=name))}
+                out[name] = {"blob": await self.upload(dump_parts(value, param=name))}
         return out
 
     @replies
-    async def upload(self, data: bytes | memoryview) -> str:
-        """Store dill bytes on the server; returns the blob key."""
+    async def upload(self, data: bytes | memoryview | list[memoryview]) -> str:
+        """Store dill bytes (or their parts, in order) on the server; returns the blob key."""
         r = await self.transport.request(
             "POST",
             "/v1/blobs",
@@ -57,9 +69,19 @@ class Blobs:
 
     @replies
     async def download(self, eid: str, size: int) -> Any:
-        """Stream a large result into one buffer (no intermediate copies) and open it."""
+        """Fetch a large result and open it: while it arrives if it is large, else
+        from one buffer (no intermediate copies)."""
         async with self.transport.stream("GET", execution_path(eid, "/result")) as response:
             length = int(response.headers.get("content-length") or size or 0)
+            is_json = response.headers.get("content-type", "").startswith("application/json")
+            if not is_json and length >= STREAM_LOAD_MIN:
+                with stream_errors(response):
+                    try:
+                        return await load_stream(response.aiter_raw())
+                    except Exception as exc:
+                        if isinstance(exc, httpx.HTTPError):
+                            raise
+                        raise load_failure(exc, self.remote_versions) from exc
             buf = bytearray(length)
             view = memoryview(buf)
             pos = 0
@@ -75,6 +97,6 @@ class Blobs:
                     pos = end
             view.release()
             del buf[pos:]
-            if response.headers.get("content-type", "").startswith("application/json"):
+            if is_json:
                 return json.loads(buf)
         return loads(memoryview(buf), remote=self.remote_versions)

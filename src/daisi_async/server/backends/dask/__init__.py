@@ -15,6 +15,9 @@ How it is built
   same worker processes, limits, log capture and containment as on one machine, never
   Dask's threads. A Daisi with a ``requirements.txt`` gets its environment built with
   uv on each worker (``--index-url``, ``--find-links`` and ``--offline`` apply there).
+  The Daisi's ``[env]`` settings and secrets travel with its code (to its processes
+  only); when the runtime sandboxes its workers, each Dask worker sandboxes them too
+  (bubblewrap there; a worker without it refuses the Daisi, saying why).
 * **One stream per worker for the hot path.** The runtime talks to each host over one
   Dask comm (:mod:`.links`, :mod:`.protocol`), not through the scheduler: ``run`` goes
   out, ``start``, each ``log`` line and ``done`` come back as they happen, many

@@ -28,17 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import hashlib
 import importlib.util
 import logging
-import socket
 import sys
 import time
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
-import dask.config
 from distributed import Client
 
 import daisi_async
@@ -49,50 +45,32 @@ from ...registry import DaisiSpec
 from ...workers.jobs import DaisiImportError, error
 from ..base import Backend, PoolSettings, ResultUnavailable
 from .address import parse_cluster
-from .installs import HostPoolSettings
 from .kept import KeptResults
 from .links import HostLink, HostLost, NoHostYet
-from .packing import LARGE_ARCHIVE, pack
 from .placement import ClusterUnavailable, Placement
-from .plugins import DaisiCode, DaisiHostPlugin, code_plugin_name
+from .plugins import DaisiHostPlugin, code_plugin, code_plugin_name
 from .pool import ClusterPool
 from .protocol import HOST_TOPIC
+from .settings import (
+    CONNECT_TIMEOUT,
+    FETCH_WAIT,
+    SYNC_INTERVAL,
+    cluster_wait,
+    runtime_key,
+)
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
 
     from ...engine import RuntimeConfig
 
-__all__ = ["CLUSTER_WAIT", "DaskBackend", "cluster_wait"]
+__all__ = ["DaskBackend"]
 
 _log = logging.getLogger("daisi_async.server")
-
-CONNECT_TIMEOUT = 5.0
-"""Seconds one attempt to reach the scheduler may take."""
-CLUSTER_WAIT = 120.0
-"""Seconds an execution waits for a cluster with no worker (or no scheduler) before it
-fails with ``daisi.ClusterUnavailable``, unless Dask's configuration sets
-``daisi.cluster-wait`` (e.g. ``DASK_DAISI__CLUSTER_WAIT=30``)."""
-FETCH_WAIT = 10.0
-"""Seconds a request for a kept result waits for the cluster to be connected."""
-SYNC_INTERVAL = 2.0
-"""Seconds between two comparisons of the linked workers with the scheduler's list."""
-
-
-def cluster_wait() -> float:
-    """:data:`CLUSTER_WAIT`, or Dask's ``daisi.cluster-wait`` setting."""
-    return float(dask.config.get("daisi.cluster-wait", CLUSTER_WAIT))
 
 
 def _say(message: str) -> None:
     print(f"daisi runtime: {message}", file=sys.stderr, flush=True)
-
-
-def runtime_key(store_dir: object) -> str:
-    """This runtime's name on the cluster (its host and store): a restarted runtime
-    finds its Daisies and kept results again; another runtime's are not its own."""
-    text = f"{socket.gethostname()}:{store_dir}"
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _dashboard() -> str | None:
@@ -395,7 +373,9 @@ class DaskBackend(Backend):
             if epoch != self.epoch or self.pools.get(pool.key) is not pool or client is None:
                 return
             try:
-                plugin = await asyncio.to_thread(self._plugin, pool)
+                plugin = await asyncio.to_thread(
+                    code_plugin, pool, store_dir=self.config.store_dir, envs=self.config.envs
+                )
                 await client.register_plugin(plugin, name=code_plugin_name(pool.key))
             except asyncio.CancelledError:
                 raise
@@ -413,35 +393,6 @@ class DaskBackend(Backend):
                     pool.registered = epoch
                     self.share(pool)
             self._changed.fire()
-
-    def _plugin(self, pool: ClusterPool) -> DaisiCode:
-        """The code plugin of ``pool`` (packs its folder; runs in a thread)."""
-        spec, s = pool.spec, pool.settings
-        archive, digest = pack(spec.path, skip=[self.config.store_dir])
-        if len(archive) > LARGE_ARCHIVE:
-            _say(
-                f"Daisi {s.name}: its folder is {len(archive) >> 20} MiB, sent to every Dask worker"
-            )
-        settings = HostPoolSettings(
-            name=s.name,
-            entry=s.entry,
-            env_passed=s.env_passed,
-            env_extra=dict(s.env_extra),
-            memory_limit=s.memory_limit,
-            min_workers=s.min_workers,
-            idle_timeout=s.idle_timeout,
-            import_timeout=s.import_timeout,
-            envs=self.config.envs,
-            sandboxed=s.sandbox is not None,
-        )
-        pool.version = hashlib.sha256(f"{digest}{settings!r}".encode()).hexdigest()
-        return DaisiCode(
-            install=pool.key,
-            version=pool.version,
-            archive=archive,
-            spec=dataclasses.replace(spec, endpoints={}),
-            settings=settings,
-        )
 
     def retired(self, pool: ClusterPool) -> None:
         """``pool`` retired: if no newer pool replaced it, its Daisi leaves the workers."""
@@ -471,7 +422,7 @@ class DaskBackend(Backend):
         """Wait until the scheduler is connected and the Daisi's code is installed.
 
         Raises:
-            ClusterUnavailable: not within :func:`cluster_wait` seconds.
+            ClusterUnavailable: not within :func:`.settings.cluster_wait` seconds.
             DaisiImportError: the code could not be installed.
             PoolRetired: the pool was retired meanwhile.
         """
@@ -495,31 +446,6 @@ class DaskBackend(Backend):
     def kept(self, eid: str, address: str, size: int) -> None:
         """The worker at ``address`` keeps the result of ``eid``."""
         self.kept_results.add(eid, address, size)
-
-    def locate_args(
-        self, args: dict[str, dict[str, Any]]
-    ) -> tuple[dict[str, dict[str, Any]], str | None] | str:
-        """The arguments with the address of each kept result, and the worker that keeps
-        the largest (preferred); or why one of them is gone."""
-        if not any("held" in arg for arg in args.values()):
-            return args, None  # (the common case)
-        sent: dict[str, dict[str, Any]] = {}
-        prefer, largest = None, -1
-        for name, arg in args.items():
-            if "held" not in arg:
-                sent[name] = dict(arg)
-                continue
-            eid = str(arg["held"])
-            at = self.kept_results.where(eid)
-            if at is None:
-                return (
-                    f"argument {name!r}: the result of upstream execution {eid} is no longer"
-                    f" available: {self.kept_results.why_gone(eid)}"
-                )
-            sent[name] = {"held": eid, "at": at}
-            if self.kept_results.size(eid) > largest:
-                prefer, largest = at, self.kept_results.size(eid)
-        return sent, prefer
 
     async def _where(self, eid: str, wait: float) -> str:
         since = time.monotonic()

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import collections
+from typing import Any
 
 __all__ = ["KeptResults"]
 
@@ -73,3 +74,28 @@ class KeptResults:
             "it was kept by a Dask worker that is gone (results larger than 64 KiB stay on"
             " the Dask worker that made them until a client asks for them)"
         )
+
+    def locate_args(
+        self, args: dict[str, dict[str, Any]]
+    ) -> tuple[dict[str, dict[str, Any]], str | None] | str:
+        """The arguments with the address of each kept result, and the worker that keeps
+        the largest (preferred); or why one of them is gone."""
+        if not any("held" in arg for arg in args.values()):
+            return args, None  # (the common case)
+        sent: dict[str, dict[str, Any]] = {}
+        prefer, largest = None, -1
+        for name, arg in args.items():
+            if "held" not in arg:
+                sent[name] = dict(arg)
+                continue
+            eid = str(arg["held"])
+            at = self.where(eid)
+            if at is None:
+                return (
+                    f"argument {name!r}: the result of upstream execution {eid} is no longer"
+                    f" available: {self.why_gone(eid)}"
+                )
+            sent[name] = {"held": eid, "at": at}
+            if self.size(eid) > largest:
+                prefer, largest = at, self.size(eid)
+        return sent, prefer

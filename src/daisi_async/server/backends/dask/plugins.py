@@ -17,20 +17,27 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from ...envs import EnvOptions
 from .host import DaisiHost, host_of
 from .installs import HostPoolSettings
+from .packing import LARGE_ARCHIVE, pack
 from .protocol import HOST_EXTENSION
 
 if TYPE_CHECKING:
     from distributed import Worker
 
     from ...registry import DaisiSpec
+    from .pool import ClusterPool
 
-__all__ = ["HOST_PLUGIN", "DaisiCode", "DaisiHostPlugin", "code_plugin_name"]
+__all__ = ["HOST_PLUGIN", "DaisiCode", "DaisiHostPlugin", "code_plugin", "code_plugin_name"]
 
 HOST_PLUGIN = "daisi-host"
 
@@ -84,3 +91,37 @@ class DaisiCode(WorkerPlugin):
         host = worker.extensions.get(HOST_EXTENSION)
         if isinstance(host, DaisiHost):
             host.uninstall(self.install, self.version)
+
+
+def code_plugin(pool: ClusterPool, *, store_dir: Path, envs: EnvOptions) -> DaisiCode:
+    """The code plugin of ``pool``: its folder packed (the store left out), how to run it,
+    and its version (of both), set on ``pool``. Packs files: run it in a thread."""
+    spec, s = pool.spec, pool.settings
+    archive, digest = pack(spec.path, skip=[store_dir])
+    if len(archive) > LARGE_ARCHIVE:
+        print(
+            f"daisi runtime: Daisi {s.name}: its folder is {len(archive) >> 20} MiB, sent to"
+            " every Dask worker",
+            file=sys.stderr,
+            flush=True,
+        )
+    settings = HostPoolSettings(
+        name=s.name,
+        entry=s.entry,
+        env_passed=s.env_passed,
+        env_extra=dict(s.env_extra),
+        memory_limit=s.memory_limit,
+        min_workers=s.min_workers,
+        idle_timeout=s.idle_timeout,
+        import_timeout=s.import_timeout,
+        envs=envs,
+        sandboxed=s.sandbox is not None,
+    )
+    pool.version = hashlib.sha256(f"{digest}{settings!r}".encode()).hexdigest()
+    return DaisiCode(
+        install=pool.key,
+        version=pool.version,
+        archive=archive,
+        spec=dataclasses.replace(spec, endpoints={}),
+        settings=settings,
+    )

@@ -220,7 +220,7 @@ class ClusterPool:
             try:
                 if not self.backend.is_ready(self):
                     await self.backend.ready(self)
-                located = self.backend.locate_args(args)
+                located = self.backend.kept_results.locate_args(args)
                 if isinstance(located, str):
                     return _fail(UPSTREAM_FAILED, located)
                 sent, prefer = located

@@ -23,8 +23,10 @@ over it. The worker
 Client bytes (dill arguments) are opened only here, never in the server.
 
 The program imports only the standard library, dill, the framing module and
-:mod:`daisi_async.server.workers.proctree`: a worker starts fast and never loads the
-server's or the client's dependencies.
+:mod:`daisi_async.server.workers.proctree` (and :mod:`daisi_async._values`): a worker
+starts fast and never loads the server's or the client's dependencies, nor asyncio
+until a coroutine endpoint runs (an idle warm worker of a trivial Daisi is about 19 MB
+resident; ``tests/server/test_worker_imports.py`` keeps it so).
 
 Processes (see :mod:`daisi_async.server.workers.proctree`): the worker is a child
 subreaper, so every process the Daisi starts stays below it, even one that

@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import platform
@@ -37,9 +36,8 @@ def _open_argument(spec: Any, body: bytes) -> Any:
     if "json" in spec:
         return spec["json"]
     if "file" in spec:
-        with open(spec["file"], "rb") as f:
-            data = f.read()
-        return dill.loads(data)
+        with open(spec["file"], "rb") as f:  # large bytes are read into their objects
+            return dill.Unpickler(f).load()
     if "body" in spec:
         offset, length = spec["body"]
         if not (offset >= 0 and length >= 0 and offset + length <= len(body)):
@@ -123,5 +121,7 @@ def call(module: types.ModuleType, endpoint: str, values: Mapping[str, Any]) -> 
     args, kwargs = bind_arguments(fn, values)
     result = fn(*args, **kwargs)
     if inspect.iscoroutine(result):
+        import asyncio  # only async endpoints need it (it costs a worker ~6 MB)
+
         result = asyncio.run(result)
     return result

@@ -11,14 +11,15 @@ Example:
 from __future__ import annotations
 
 import ast
-import asyncio
 import os
 import traceback
 
 __all__ = ["error", "format_exception", "qualified_type", "safe_str"]
 
 _PROGRAM_DIR = os.path.normcase(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_ASYNCIO_DIR = os.path.normcase(os.path.dirname(os.path.abspath(asyncio.__file__))) + os.sep
+# asyncio's folder, found without importing it (the worker loads it only for async endpoints)
+_STDLIB_DIR = os.path.dirname(os.path.abspath(os.__file__))
+_ASYNCIO_DIR = os.path.normcase(os.path.join(_STDLIB_DIR, "asyncio")) + os.sep
 _AST_FILE = os.path.normcase(os.path.abspath(ast.__file__))
 
 

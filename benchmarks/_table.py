@@ -1,0 +1,247 @@
+"""The final table of ``run.py``: one row per measure, with its target and verdict.
+
+Example:
+    >>> build_rows({})  # no scenario ran
+    []
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from _cluster import cluster_rows
+from _common import MB, Row, ms, percentile
+from _streams import stream_rows
+from _talk import talk_rows
+
+CPU_TARGET = 0.4e-3
+"""Seconds of CPU per execution (client + server + workers) in the gather: the target."""
+
+
+def _cpu_rows(runs: list[dict[str, Any]]) -> list[Row]:
+    total = sum(r["n"] for r in runs)
+    per = {k: sum(r["cpu_s"][k] for r in runs) / total for k in ("client", "server", "workers")}
+    cpu = sum(per.values())
+    return [
+        Row(
+            "2 CPU time per execution",
+            "  ".join(f"{k} {v * 1e3:.3f} ms" for k, v in per.items()),
+        ),
+        Row(
+            "2 CPU per execution, client + server + workers",
+            f"{cpu * 1e3:.3f} ms = {cpu / CPU_TARGET:.2f}x the 0.4 ms target",
+            "<= 0.4 ms (1x)",
+            cpu <= CPU_TARGET,
+        ),
+    ]
+
+
+def _idle_rows(res: dict[str, Any]) -> list[Row]:
+    workers = res["workers"]
+    rss = max(w["rss"] for w in workers)
+    w = max(workers, key=lambda w: w["rss"])
+    return [
+        Row(
+            "12 idle warm worker of a trivial Daisi",
+            f"RSS {rss / MB:.1f} MB  (USS {w['uss'] / MB:.1f} MB, PSS {w['pss'] / MB:.1f} MB;"
+            f" sandbox wrapper +{w['wrapper_rss'] / MB:.1f} MB RSS)",
+            "<= 30 MB RSS",
+            rss <= 30 * MB,
+        )
+    ]
+
+
+# The targets' ratios of p50 latencies: (label, numerator, denominator, bound, is upper)
+RATIOS = [
+    ("1 ratio async / raw floor", "async", "floor", 3.0, True),
+    ("1 ratio pydaisi / async", "pydaisi", "async", 10.0, False),
+    ("1 ratio async / Dask", "async", "dask", 1.0, True),
+    ("1 ratio sync / async", "sync", "async", 1.2, True),
+]
+
+
+def build_rows(res: dict[str, Any]) -> list[Row]:
+    """The final table: absolute numbers, then the §6 ratios and targets."""
+    rows: list[Row] = []
+    lat = res.get("latency")
+    if lat:
+        labels = {
+            "floor": "1 raw httpx GET /capabilities (floor)",
+            "raw_v1": "1 raw httpx POST v1 execution ?wait",
+            "raw_batch": "1 raw httpx POST v1 batch, NDJSON wait",
+            "async": "1 AsyncDaisi await d.compute(1, 2)",
+            "sync": "1 sync facade d.compute(1, 2).value",
+            "pydaisi": "1 pydaisi .compute(1, 2).value",
+            "dask": "1 Dask submit(add, 1, 2).result()",
+        }
+        for name, label in labels.items():
+            if name in lat:
+                v = lat[name]
+                err = f", {v['errors']} errors" if v["errors"] else ""
+                text = f"p50 {ms(v['p50'])}  p90 {ms(v['p90'])}  (n={v['n']}{err})"
+                rows.append(Row(label, text, passed=None if not v["errors"] else False))
+        for label, num, den, bound, upper in RATIOS:
+            if num in lat and den in lat:
+                value = lat[num]["p50"] / lat[den]["p50"]
+                target = f"{'<=' if upper else '>='} {bound:g}x"
+                ok = value <= bound if upper else value >= bound
+                rows.append(Row(label, f"{value:.2f}x (p50 / p50)", target, ok))
+    for i, run in enumerate(res.get("throughput", []), 1):
+        bad = run["exceptions"] + run["wrong"]
+        text = f"{run['per_s']:,.0f}/s  ({run['n']:,} in {run['seconds']:.2f} s, {bad} errors)"
+        rows.append(
+            Row(
+                f"2 gather {run['n']:,} executions, run {i}",
+                text,
+                ">= 1,000/s, 0 errors",
+                run["per_s"] >= 1000 and bad == 0,
+            )
+        )
+    runs = res.get("throughput", [])
+    if runs:
+        rows += _cpu_rows(runs)
+    pay = res.get("payload")
+    if pay:
+        size = pay["payload_bytes"] / MB
+        ok = pay["echo_ok"]
+        rows.append(
+            Row(
+                f"3 echo({size:.0f} MB array) wall time",
+                f"{pay['echo_total_s']:.2f} s  (up {pay['echo_up_s']:.2f} + server "
+                f"{pay['echo_server_s']:.2f} + down {pay['echo_down_s']:.2f})"
+                + ("" if ok else "  WRONG RESULT"),
+                passed=None if ok else False,
+            )
+        )
+        rows.append(
+            Row(
+                "3 upload (dill + POST + submit)",
+                f"{pay['upload_mb_s']:.0f} MB/s",
+                ">= 300 MB/s",
+                pay["upload_mb_s"] >= 300,
+            )
+        )
+        rows.append(
+            Row(
+                "3 download (GET result + dill load)",
+                f"{pay['download_mb_s']:.0f} MB/s",
+                ">= 300 MB/s",
+                pay["download_mb_s"] >= 300,
+            )
+        )
+        rows.append(
+            Row(
+                "3 client peak memory over baseline",
+                f"{pay['peak_multiple']:.2f}x payload ({pay['peak_over_baseline_bytes'] / MB:.0f}"
+                f" MB) over {pay['reps']} call(s)"
+                + (f"; {pay['peak_first_multiple']:.2f}x after the 1st" if pay["reps"] > 1 else ""),
+                "<= 3x",
+                pay["peak_multiple"] <= 3,
+            )
+        )
+        rows.append(
+            Row(
+                "3 upload-only call nbytes(arr), total",
+                f"{pay['upload_only_mb_s']:.0f} MB/s ({pay['upload_only_s']:.2f} s)",
+            )
+        )
+        rows.append(
+            Row(
+                "3 download-only (server-made array)",
+                f"{pay['download_only_mb_s']:.0f} MB/s ({pay['download_only_s']:.2f} s)",
+            )
+        )
+        rows.append(
+            Row(
+                "3 raw httpx blob POST / GET (floor)",
+                f"{pay['raw_upload_mb_s']:.0f} / {pay['raw_download_mb_s']:.0f} MB/s",
+            )
+        )
+    chain = res.get("chain")
+    if chain:
+        rows.append(
+            Row(
+                f"4 chain x3 on {chain['payload_bytes'] / MB:.0f} MB: result bytes in",
+                f"{chain['result_bytes']:,} B  (all responses: {chain['received_bytes']:,} B "
+                "of protocol JSON)",
+                "0 B",
+                chain["result_bytes"] == 0,
+            )
+        )
+        rows.append(
+            Row(
+                "4 then fetching the final result",
+                f"{chain['final_fetch_bytes']:,} B"
+                + (", value correct" if chain["final_ok"] else ", WRONG VALUE"),
+                passed=None if chain["final_ok"] else False,
+            )
+        )
+    logs = res.get("logs")
+    if logs:
+        for key, label in (
+            ("live", "5 first log line, stream already open"),
+            ("immediate", "5 first log line, printed at start"),
+        ):
+            v = logs[key]
+            rows.append(
+                Row(
+                    label,
+                    f"median {ms(v['median'])}  max {ms(v['max'])}",
+                    "<= 50 ms",
+                    v["median"] <= 0.050,
+                )
+            )
+    cold = res.get("cold_start")
+    if cold:
+        n = len(cold["first"])
+        rows.append(
+            Row(
+                f"6 first call of a fresh Daisi (n={n})",
+                f"p50 {ms(percentile(cold['first'], 50))}  max {ms(max(cold['first']))}"
+                f"  (next call, warm: p50 {ms(percentile(cold['second'], 50))})",
+            )
+        )
+    for run in res.get("many", []):
+        label = "workers on first use" if run["workers"] == 0 else "--workers 1"
+        rows.append(
+            Row(
+                f"7 {run['daisies']} Daisies, {label}: time to ready",
+                f"{run['ready_s']:.2f} s"
+                + (
+                    f"  (all {run['ready_daisies']} warm at {run['all_warm_s']:.2f} s)"
+                    if run["workers"]
+                    else ""
+                ),
+                "< 2 s",
+                run["ready_s"] < 2.0,
+            )
+        )
+        rows.append(
+            Row(
+                f"7 {run['daisies']} Daisies, {label}: idle RSS",
+                f"{run['rss_bytes'] / MB:.0f} MB (server + {run['ready_daisies']} workers)",
+            )
+        )
+    if res.get("cluster"):
+        rows += cluster_rows(res["cluster"])
+    envs = res.get("envs")
+    if envs:
+        rows.append(
+            Row(
+                "8 first result, env cached (restart)",
+                f"median {envs['cached_s']:.2f} s  (n={len(envs['cached_runs'])})",
+            )
+        )
+        rows.append(
+            Row(
+                "8 first result, env built fresh",
+                f"median {envs['fresh_s']:.2f} s with uv's cache warm, {envs['cold_s']:.2f} s cold",
+            )
+        )
+    if res.get("talk"):
+        rows += talk_rows(res["talk"])
+    if res.get("streams"):
+        rows += stream_rows(res["streams"])
+    if res.get("idle_worker"):
+        rows += _idle_rows(res["idle_worker"])
+    return rows
