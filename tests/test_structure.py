@@ -84,19 +84,13 @@ def test_the_cycle_finder_finds_cycles() -> None:
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
-OVER_500_FOR_NOW = {"server/backends/dask/backend.py"}
-"""Modules over the limit today, each to be split by its owner; none may join them."""
-
-
 def test_no_module_over_500_lines() -> None:
     sizes = {
         path.relative_to(PACKAGE).as_posix(): len(path.read_text().splitlines())
         for path in sorted(PACKAGE.rglob("*.py"))
     }
     assert "server/engine.py" in sizes and "_sync.py" in sizes  # client and server alike
-    over = {name: n for name, n in sizes.items() if n > 500}
-    assert set(over) - OVER_500_FOR_NOW == set(), over
-    assert set(over) >= OVER_500_FOR_NOW, "split now: take it off OVER_500_FOR_NOW"
+    assert {name: n for name, n in sizes.items() if n > 500} == {}
 
 
 def test_public_names_are_listed_once_and_show_as_the_package() -> None:
