@@ -57,11 +57,14 @@ def dask_cluster(workers: int = 2) -> Iterator[str]:
         ]  # fmt: skip
         try:
             deadline = time.monotonic() + 60
-            while not sfile.exists():
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the Dask scheduler did not start")
-                time.sleep(0.05)
-            address = json.loads(sfile.read_text())["address"]
+            address = None
+            while address is None:  # the file may be there before it is all written
+                with suppress(OSError, ValueError, KeyError):
+                    address = json.loads(sfile.read_text())["address"]
+                if address is None:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the Dask scheduler did not start")
+                    time.sleep(0.05)
             procs.append(
                 subprocess.Popen(
                     [

@@ -12,7 +12,8 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 import httpx
@@ -22,7 +23,9 @@ from ._config import RetryPolicy
 from ._failures import RetryableStatus
 from ._log import logger
 
-__all__ = ["Progress", "retry_after", "retrying"]
+__all__ = ["Progress", "retry_after", "retry_call", "retrying"]
+
+T = TypeVar("T")
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -74,6 +77,7 @@ def retrying(
     retry: Callable[[BaseException], bool],
     what: str | Callable[[], str],
     progress: Progress | None = None,
+    failed: int = 0,
 ) -> AsyncRetrying:
     """A tenacity ``AsyncRetrying`` for ``policy``: retries failures that ``retry`` accepts.
 
@@ -91,35 +95,22 @@ def retrying(
     """
 
     def number(state: RetryCallState) -> int:
-        return progress.attempt(state) if progress is not None else state.attempt_number
+        if progress is not None:
+            return progress.attempt(state)
+        return state.attempt_number + failed
 
     def stop(state: RetryCallState) -> bool:
         return number(state) >= policy.attempts
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RetryableStatus):
-            after = retry_after(exc.response)
-            if after is not None:
-                return min(after, policy.max_retry_after)
-        if progress is not None and progress.server_wait is not None:
-            return min(progress.server_wait, policy.max_retry_after)
-        ceiling = min(policy.max_backoff, policy.backoff * 2 ** (number(state) - 1))
-        return random.uniform(0, ceiling)
+        server = progress.server_wait if progress is not None else None
+        return _backoff(policy, exc, number(state), server)
 
     def log(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        cause = exc.__cause__ if exc is not None and exc.__cause__ is not None else exc
         seconds = state.next_action.sleep if state.next_action else 0.0
-        logger.warning(
-            "retrying %s in %.2f s (attempt %d of %d failed: %s: %s)",
-            what if isinstance(what, str) else what(),
-            seconds,
-            number(state),
-            policy.attempts,
-            type(cause).__name__,
-            cause,
-        )
+        _log_retry(policy, what, exc, number(state), seconds)
 
     def retryable(exc: BaseException) -> bool:
         return isinstance(exc, Exception) and retry(exc)
@@ -132,3 +123,72 @@ def retrying(
         sleep=anyio.sleep,
         reraise=True,
     )
+
+
+def _backoff(
+    policy: RetryPolicy, exc: BaseException | None, number: int, server_wait: float | None
+) -> float:
+    """Seconds to wait after failed attempt ``number``: the server's ``Retry-After`` (or
+    ``retry:``) up to ``max_retry_after``, else exponential backoff with full jitter."""
+    if isinstance(exc, RetryableStatus):
+        after = retry_after(exc.response)
+        if after is not None:
+            return min(after, policy.max_retry_after)
+    if server_wait is not None:
+        return min(server_wait, policy.max_retry_after)
+    ceiling = min(policy.max_backoff, policy.backoff * 2 ** (number - 1))
+    return random.uniform(0, ceiling)
+
+
+def _log_retry(
+    policy: RetryPolicy,
+    what: str | Callable[[], str],
+    exc: BaseException | None,
+    number: int,
+    seconds: float,
+) -> None:
+    cause = exc.__cause__ if exc is not None and exc.__cause__ is not None else exc
+    logger.warning(
+        "retrying %s in %.2f s (attempt %d of %d failed: %s: %s)",
+        what if isinstance(what, str) else what(),
+        seconds,
+        number,
+        policy.attempts,
+        type(cause).__name__,
+        cause,
+    )
+
+
+async def retry_call(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    retry: Callable[[BaseException], bool],
+    what: str | Callable[[], str],
+) -> T:
+    """``await call()``, retried as :func:`retrying` would; the first attempt runs outside
+    tenacity, which takes over only once it failed and may be retried (most calls succeed
+    at once and pay nothing for the policy).
+
+    Example:
+        >>> tries = []
+        >>> async def flaky() -> int:
+        ...     tries.append(1)
+        ...     if len(tries) < 3:
+        ...         raise OSError("flaky")
+        ...     return len(tries)
+        >>> await retry_call(flaky, RetryPolicy(backoff=0), retry=lambda e: True, what="x")
+        3
+    """
+    try:
+        return await call()
+    except Exception as exc:
+        if policy.attempts <= 1 or not retry(exc):
+            raise
+        seconds = _backoff(policy, exc, 1, None)
+        _log_retry(policy, what, exc, 1, seconds)
+    await anyio.sleep(seconds)
+    async for attempt in retrying(policy, retry=retry, what=what, failed=1):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity re-raises the last failure")

@@ -9,11 +9,10 @@ message that says so); later requests keep the full retry policy.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying
 
 from ._config import Settings
 from ._errors import DaisiError
@@ -27,10 +26,13 @@ from ._failures import (
     reply_errors,
     translate,
 )
-from ._retry import retrying
+from ._retry import retry_call
 from ._wire import API_PREFIX
 
 __all__ = ["Transport", "stream_errors"]
+
+_URL_CACHE = 256
+"""Parsed URLs kept per transport (paths with ids beyond that are parsed again)."""
 
 UPLOAD_CHUNK = 1 << 22
 """Large bodies are sent in slices of at most this many bytes (views, not copies)."""
@@ -63,15 +65,26 @@ class Transport:
         self.headers: dict[str, str] = {"User-Agent": "daisi-async"}
         if settings.access_token:
             self.headers["Authorization"] = f"token {settings.access_token}"
+        self.timeout = self.client.timeout
+        self._urls: dict[str, httpx.URL] = {}
         self.reached = False
         """Whether the server ever answered (until then, connection refused is final)."""
+
+    def _url(self, path: str) -> httpx.URL:
+        """The parsed URL of ``path`` (parsed once per path: most are used again)."""
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) >= _URL_CACHE:
+                self._urls.clear()
+            url = self._urls[path] = httpx.URL(self.api + path)
+        return url
 
     async def aclose(self) -> None:
         """Close the client if this transport created it."""
         if self._owns_client:
             await self.client.aclose()
 
-    def _retrying(self, method: str, path: str, idempotent: bool) -> AsyncRetrying:
+    def _retryable(self, idempotent: bool) -> Callable[[BaseException], bool]:
         def retryable(exc: BaseException) -> bool:
             if isinstance(exc, RetryableStatus):
                 return idempotent or exc.response.status_code in NOT_PROCESSED_STATUSES
@@ -81,7 +94,7 @@ class Transport:
                 return True
             return idempotent and isinstance(exc, httpx.TransportError)
 
-        return retrying(self.settings.retries, retry=retryable, what=f"{method} {self.api}{path}")
+        return retryable
 
     def _build(
         self,
@@ -111,6 +124,16 @@ class Transport:
         if timeout is not None:
             extra["timeout"] = timeout
         try:
+            if self._owns_client and not params:  # nothing of a caller's client to merge
+                limits = httpx.Timeout(self.timeout if timeout is None else timeout)
+                return httpx.Request(
+                    method,
+                    self._url(path),
+                    json=json,
+                    content=content,
+                    headers=hdrs,
+                    extensions={"timeout": limits.as_dict()},
+                )
             return self.client.build_request(
                 method,
                 self.api + path,
@@ -130,24 +153,31 @@ class Transport:
     ) -> httpx.Response:
         """Send with retries; returns the first reply whose status is not transient."""
         allow: frozenset[int] = build.pop("allow", frozenset())
+
+        async def once() -> httpx.Response:
+            request = self._build(method, path, **build)
+            response = await self.client.send(request, stream=stream)
+            self.reached = True
+            code = response.status_code
+            if code in RETRY_STATUSES and code not in allow:
+                if stream:
+                    await response.aread()  # small error body, kept for the message
+                    await response.aclose()
+                raise RetryableStatus(response)
+            return response
+
         try:
-            async for attempt in self._retrying(method, path, idempotent):
-                with attempt:
-                    request = self._build(method, path, **build)
-                    response = await self.client.send(request, stream=stream)
-                    self.reached = True
-                    code = response.status_code
-                    if code in RETRY_STATUSES and code not in allow:
-                        if stream:
-                            await response.aread()  # small error body, kept for the message
-                            await response.aclose()
-                        raise RetryableStatus(response)
+            return await retry_call(
+                once,
+                self.settings.retries,
+                retry=self._retryable(idempotent),
+                what=f"{method} {self.api}{path}",
+            )
         except BaseException as exc:
             err = translate(exc, self.api + path)
             if err is exc:
                 raise
             raise err from err.__cause__
-        return response
 
     async def request(
         self,

@@ -251,10 +251,12 @@ def test_full_disk_answers_507_and_resumes_when_space_is_back(tmp_path: Path) ->
 
             filler.unlink()  # space is back
             for eid in accepted:
-                assert wait(c, eid)["status"] == "FINISHED"
+                end = wait(c, eid)
+                assert end["status"] == "FINISHED", end
             again = submit(c, did, "slow", seconds=0)
             assert again.status_code == 201
-            assert wait(c, again.json()["id"])["status"] == "FINISHED"
+            end = wait(c, again.json()["id"])
+            assert end["status"] == "FINISHED", end
             rt.restart(kill=True)
             disk = on_disk(rt)
             assert set(disk) == {first["id"], again.json()["id"], *accepted}

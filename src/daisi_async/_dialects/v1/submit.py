@@ -21,7 +21,7 @@ from ..._dispatch import Slot, Spawner
 from ..._errors import DaisiError, DaisiProtocolError
 from ..._failures import dropped, error_for_status, json_of, translate
 from ..._log import logger
-from ..._retry import retrying
+from ..._retry import retry_call
 from ..._transport import Transport, stream_errors
 from ..._wire import MAX_WAIT_SECONDS
 from ..base import RemoteState
@@ -106,19 +106,21 @@ class Submitter:
         def resend(exc: BaseException) -> bool:
             return dropped(exc) and not all(s.submitted.done for s in batch)
 
+        async def once() -> None:
+            await self._send_once(batch, body, waiting, stream=stream)
+            if not all(s.submitted.done for s in batch):
+                raise DaisiProtocolError(
+                    f"the reply from {self.transport.api}{BATCH_PATH} ended "
+                    "without the submitted executions"
+                )
+
         try:
-            async for attempt in retrying(
+            await retry_call(
+                once,
                 self.transport.settings.retries,
                 retry=resend,
                 what=f"a batch of {len(batch)} submissions",
-            ):
-                with attempt:
-                    await self._send_once(batch, body, waiting, stream=stream)
-                    if not all(s.submitted.done for s in batch):
-                        raise DaisiProtocolError(
-                            f"the reply from {self.transport.api}{BATCH_PATH} ended "
-                            "without the submitted executions"
-                        )
+            )
         except BaseException as exc:
             err = translate(exc, self.transport.api + BATCH_PATH)
             for s in batch:
