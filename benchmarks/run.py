@@ -298,7 +298,7 @@ def _streams(rt: LocalRuntime, loop: LoopThread, s: Settings) -> dict[str, Any]:
 # == main ================================================================================
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="daisi-async benchmarks (benchmarks/README.md)")
-    parser.add_argument("--quick", action="store_true", help="smaller counts (< 60 s)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts (about 2 minutes)")
     parser.add_argument(
         "--smoke", action="store_true", help="tiny counts: only checks that every scenario runs"
     )
