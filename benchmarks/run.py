@@ -151,10 +151,11 @@ def log(msg: str) -> None:
 def runtime(workers: int, streams: int) -> Iterator[LocalRuntime]:
     """One ``daisi serve`` process for every scenario, over a folder of symlinked Daisies.
 
-    Its ``--limit-concurrency`` (open connections; 1,000 by default) leaves room for
-    scenario 11's ``streams`` event streams beside the other scenarios' connections.
+    The default ``--limit-concurrency`` (4,096 open connections) leaves room for
+    scenario 11's ``streams`` event streams beside the other scenarios' connections; it
+    is raised only for more streams than that allows.
     """
-    limit = ["--limit-concurrency", str(max(1000, streams + 500))]
+    limit = ["--limit-concurrency", str(streams + 500)] if streams + 500 > 4096 else []
     with tempfile.TemporaryDirectory(prefix="daisi-bench-") as tmp:
         for name, src in DAISIES.items():
             (Path(tmp) / name).symlink_to(src, target_is_directory=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -182,6 +184,42 @@ def test_requests_past_the_connection_limit_get_503() -> None:
         assert after == 200
 
 
+def test_a_thousand_connections_fit_by_default() -> None:
+    """The default limit leaves room for 1,000 open streams and more (it was 1,000: the
+    1,001st connection got 503)."""
+    with LocalRuntime(EXAMPLES, extra_args=["--header-timeout", "60"]) as rt:
+
+        async def main() -> int:
+            held = [await asyncio.open_connection("127.0.0.1", rt.port) for _ in range(1100)]
+            try:
+                await asyncio.sleep(0.5)
+                async with httpx.AsyncClient(base_url=rt.api, timeout=30) as client:
+                    return (await client.get("/capabilities")).status_code
+            finally:
+                for _, writer in held:
+                    writer.close()
+
+        assert asyncio.run(main()) == 200
+
+
+def test_the_open_files_limit_is_raised_to_fit_the_connections() -> None:
+    resource = pytest.importorskip("resource")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    code = textwrap.dedent(
+        """
+        import resource
+        from daisi_async.server.serve import descriptors_for
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        print(descriptors_for(1000), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    said, now = map(int, out.stdout.split())
+    expected = 1000 + 512 if hard == resource.RLIM_INFINITY else min(1000 + 512, hard)
+    assert said == now == expected
+
+
 # -- options and startup --------------------------------------------------------------------
 
 
@@ -193,7 +231,7 @@ def test_serve_options_and_defaults() -> None:
         server["limit_concurrency"],
         server["http"],
         server["loop"],
-    ) == (5.0, 1000, "auto", "auto")
+    ) == (5.0, 4096, "auto", "auto")
     assert settings.config.max_workers == min(os.cpu_count() or 1, 64)  # the cores
     assert settings_of([".", "--max-workers", "3"]).config.max_workers == 3
     for bad in (

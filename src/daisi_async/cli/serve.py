@@ -169,8 +169,9 @@ OPTIONS: list[Callable[[F], F]] = [
     server_option(
         "--limit-concurrency",
         type=POSITIVE_INT,
-        default=1000,
-        help="answer 503 to requests beyond this many open connections or running requests",
+        default=4096,
+        help="answer 503 to requests beyond this many open connections or running requests"
+        " (the limit on open files is raised to fit them, where the system allows)",
     ),
     server_option(
         "--http",

@@ -23,6 +23,31 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 """``--log-level``: the startup summary always shows; ``info`` adds the access log."""
 
 
+LIMIT_CONCURRENCY = 4096
+"""Open connections (or running requests) past which a request gets 503, by default:
+room for a few thousand event streams, within what one process may hold open."""
+
+_SPARE_DESCRIPTORS = 512
+"""File descriptors kept beside the connections: the store, blobs, workers' pipes."""
+
+
+def descriptors_for(connections: int) -> int:
+    """Raise this process's soft limit on open files so that ``connections`` fit beside
+    the store's and the workers' (up to the hard limit); returns the soft limit now."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return connections
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + _SPARE_DESCRIPTORS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if new > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+    return int(soft)
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket; port 0 picks a free one."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -50,7 +75,7 @@ async def serve(
     port: int,
     ready_file: Path | None = None,
     header_timeout: float = 5.0,
-    limit_concurrency: int | None = 1000,
+    limit_concurrency: int | None = LIMIT_CONCURRENCY,
     http: str = "auto",
     log_level: str = "warning",
 ) -> None:
@@ -71,6 +96,8 @@ async def serve(
     if level not in LOG_LEVELS:
         raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
     protocol = protocol_class(header_timeout=header_timeout, prefer=http)
+    if limit_concurrency is not None:
+        descriptors_for(limit_concurrency)
     store = Store(config.store_dir, synchronous=config.sync)
     store.open()
     try:
@@ -113,7 +140,7 @@ def run(
     port: int,
     ready_file: Path | None = None,
     header_timeout: float = 5.0,
-    limit_concurrency: int | None = 1000,
+    limit_concurrency: int | None = LIMIT_CONCURRENCY,
     http: str = "auto",
     loop: str = "auto",
     log_level: str = "warning",
