@@ -11,13 +11,13 @@ import http.server
 import json
 import socket
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
+from tests.support.http_server import http_server
 
 from daisi_async import (
     AsyncDaisi,
@@ -85,16 +85,8 @@ class _NotDaisi(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(params=list(REPLIES))
 def not_daisi(request: pytest.FixtureRequest) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotDaisi)
-    server.mode = request.param  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with http_server(_NotDaisi, mode=request.param) as url:
+        yield url
 
 
 @pytest.mark.anyio
@@ -124,19 +116,13 @@ def test_a_non_daisi_server_sync(not_daisi: str) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ["html", "garbage-json", "not-utf8", "bad-gzip"])
 async def test_a_reply_that_is_not_json_names_the_url(mode: str) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotDaisi)
-    server.mode = mode  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        with anyio.fail_after(20), pytest.raises(DaisiProtocolError) as info:
-            async with AsyncDaisi("Echo", base_url=url, retries=POLICY):
-                pass
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with (
+        http_server(_NotDaisi, mode=mode) as url,
+        anyio.fail_after(20),
+        pytest.raises(DaisiProtocolError) as info,
+    ):
+        async with AsyncDaisi("Echo", base_url=url, retries=POLICY):
+            pass
     assert isinstance(info.value, DaisiServerError)
     assert url in str(info.value) and "Daisi" in str(info.value)
     assert info.value.__cause__ is not None
@@ -145,22 +131,13 @@ async def test_a_reply_that_is_not_json_names_the_url(mode: str) -> None:
 def test_404_everywhere_is_not_a_daisi_server() -> None:
     """A server that answers 404 to every route is not a Daisi runtime: say so, naming
     the URL (not "no Daisi named ...", which sends the user looking for a typo)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotDaisi)
-    server.mode = "html404"  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with http_server(_NotDaisi, mode="html404") as url:
         with pytest.raises(DaisiProtocolError) as info:
             Daisi("Echo", base_url=url)
         assert url in str(info.value) and "does not look like a Daisi runtime" in str(info.value)
         assert not isinstance(info.value, DaisiNotFoundError)
         with pytest.raises(DaisiProtocolError, match="does not look like a Daisi runtime"):
             Daisi.get_daisies(base_url=url)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 # -- a closed port --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from support.faultproxy import (
     reset_before,
     status,
 )
+from support.http_server import http_server
 
 
 class _Upstream(http.server.BaseHTTPRequestHandler):
@@ -70,13 +71,8 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
-    server.daemon_threads = True
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with http_server(_Upstream) as url:
+        yield url
 
 
 @pytest.fixture

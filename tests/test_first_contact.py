@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import http.server
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import anyio
 import pytest
+from tests.support.http_server import http_server
 
 from daisi_async import (
     AsyncDaisi,
@@ -97,15 +97,8 @@ class _Html404(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def web_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Html404)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with http_server(_Html404) as url:
+        yield url
 
 
 @pytest.mark.anyio
