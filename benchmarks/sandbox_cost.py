@@ -15,24 +15,14 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 from _common import ms, percentile
-from _lifecycle import BODY, _write
+from _lifecycle import _call, _write
 
 from daisi_async.testing import LocalRuntime
-
-
-def _call(http: httpx.Client, did: str) -> float:
-    t0 = time.perf_counter()
-    r = http.post(f"/v1/daisies/{did}/executions", params={"wait": 30}, json=BODY)
-    elapsed = time.perf_counter() - t0
-    if r.status_code != 201 or r.json()["result"]["value"] != 3:
-        raise RuntimeError(f"the call failed: {r.status_code} {r.text}")
-    return elapsed
 
 
 def measure(isolation: str, daisies: int, calls: int) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .registry import DaisiSpec
-from .workers.environment import variable_problem
+from .workers.environment import valid_variables
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -156,14 +156,7 @@ def load_secrets(path: Path, *, root: Path, store: Path) -> Secrets:
         if name.lower() in tables:
             problems.append(f"the table [{name!r}] appears twice (letter case does not matter)")
             continue
-        values: dict[str, str] = {}
-        for var, value in table.items():
-            problem = variable_problem(var, value)
-            if problem is not None:
-                problems.append(f"[{name!r}]: {problem}")
-            else:
-                values[var] = value
-        tables[name.lower()] = values
+        tables[name.lower()] = valid_variables(table, problems, f"[{name!r}]: ")
     if problems:
         raise SecretsError(f"invalid secrets file {path}: " + "; ".join(problems))
     return Secrets(tables, path=real)

@@ -33,7 +33,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..._values import parse_size
-from ..workers.environment import variable_problem
+from ..workers.environment import valid_variables
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -132,14 +132,7 @@ def _env(data: Mapping[str, Any], errors: list[str]) -> Mapping[str, str]:
     if not isinstance(table, Mapping):
         errors.append(f'{_INVALID}: env must be a table of NAME = "value" settings ([env])')
         return MappingProxyType({})
-    env: dict[str, str] = {}
-    for name, value in table.items():
-        problem = variable_problem(name, value)
-        if problem is not None:
-            errors.append(f"{_INVALID}: env: {problem}")
-        else:
-            env[name] = value
-    return MappingProxyType(env)
+    return MappingProxyType(valid_variables(table, errors, f"{_INVALID}: env: "))
 
 
 def _string(data: Mapping[str, Any], key: str, errors: list[str]) -> str | None:

@@ -46,6 +46,7 @@ __all__ = [
     "MAX_VALUE_LENGTH",
     "RUNTIME_NAMES",
     "is_variable_name",
+    "valid_variables",
     "variable_problem",
     "worker_environment",
 ]
@@ -106,6 +107,29 @@ def variable_problem(name: object, value: object) -> str | None:
     if len(value) > MAX_VALUE_LENGTH:
         return f"{name} is longer than {MAX_VALUE_LENGTH} characters"
     return None
+
+
+def valid_variables(
+    table: Mapping[object, object], problems: list[str], prefix: str
+) -> dict[str, str]:
+    """The settings of ``table`` that :func:`variable_problem` accepts; each other one adds
+    ``prefix + problem`` to ``problems``.
+
+    Example:
+        >>> said = []
+        >>> valid_variables({"A": "1", "PORT": 8080}, said, "env: ")
+        {'A': '1'}
+        >>> said
+        ['env: PORT must be a string (write it in quotes), not int']
+    """
+    values: dict[str, str] = {}
+    for name, value in table.items():
+        problem = variable_problem(name, value)
+        if problem is not None:
+            problems.append(prefix + problem)
+        else:
+            values[str(name)] = str(value)
+    return values
 
 
 def worker_environment(
