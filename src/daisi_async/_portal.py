@@ -98,6 +98,16 @@ def release() -> None:
             _loop.stop()
 
 
+def call_briefly(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """:func:`call` with the loop held only for this call (started and stopped if no one
+    else uses it): for one-off calls that belong to no ``Daisi``."""
+    acquire()
+    try:
+        return call(fn, *args)
+    finally:
+        release()
+
+
 def shared_client() -> httpx.AsyncClient:
     """The connection pool shared by every ``Daisi`` (valid while acquired)."""
     if _loop.client is None:

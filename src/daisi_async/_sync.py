@@ -9,7 +9,6 @@ same namespace as the async face's (:class:`._endpoints.EndpointAttributes`).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -413,11 +412,7 @@ class Daisi(Closing, DaisiFace):
             True
         """
         Settings.resolve(base_url=base_url, access_token=access_token)  # bad values: at once
-        _portal.acquire()
-        try:
-            return _portal.call(_catalogue, base_url, access_token)
-        finally:
-            _portal.release()
+        return _portal.call_briefly(_catalogue, base_url, access_token)
 
     @staticmethod
     def list_executions(
@@ -438,22 +433,19 @@ class Daisi(Closing, DaisiFace):
         """
         execution_filters(daisi=daisi, status=status, limit=limit, before=before)  # at once
         Settings.resolve(base_url=base_url, access_token=access_token)
-        _portal.acquire()
-        try:
-            return _portal.call(
-                functools.partial(
-                    AsyncDaisi.list_executions,
-                    daisi=daisi,
-                    status=status,
-                    limit=limit,
-                    before=before,
-                    base_url=base_url,
-                    access_token=access_token,
-                    client=_portal.shared_client(),
-                )
+
+        async def listing() -> list[dict[str, Any]]:
+            return await AsyncDaisi.list_executions(
+                daisi=daisi,
+                status=status,
+                limit=limit,
+                before=before,
+                base_url=base_url,
+                access_token=access_token,
+                client=_portal.shared_client(),
             )
-        finally:
-            _portal.release()
+
+        return _portal.call_briefly(listing)
 
 
 async def _connect(
