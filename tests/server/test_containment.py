@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.support.isolation import ISOLATIONS
+from tests.support.v1_calls import call, submit, wait
 
 import daisi_async
 from daisi_async.server.workers import proctree
@@ -78,25 +79,6 @@ def daisi_ids(client: httpx.Client) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def ids(client: httpx.Client) -> dict[str, str]:
     return daisi_ids(client)
-
-
-def submit(client: httpx.Client, did: str, endpoint: str, **args: Any) -> str:
-    body = {"endpoint": endpoint, "arguments": {k: {"value": v} for k, v in args.items()}}
-    r = client.post(f"/v1/daisies/{did}/executions", json=body)
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
-
-
-def wait(client: httpx.Client, eid: str, timeout: float = 60) -> dict[str, Any]:
-    r = client.get(f"/v1/executions/{eid}", params={"wait": timeout})
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    assert body["status"] in ("FINISHED", "FAILED", "CANCELLED"), body
-    return body
-
-
-def call(client: httpx.Client, did: str, endpoint: str, **args: Any) -> dict[str, Any]:
-    return wait(client, submit(client, did, endpoint, **args))
 
 
 def value(execution: dict[str, Any]) -> Any:

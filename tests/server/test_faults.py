@@ -18,6 +18,7 @@ from typing import Any
 import dill
 import httpx
 import pytest
+from tests.support.v1_calls import call, submit, wait
 
 from daisi_async.testing import LocalRuntime
 
@@ -166,25 +167,6 @@ def listing(client: httpx.Client) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def crasher(listing: dict[str, dict[str, Any]]) -> str:
     return str(listing["Crasher"]["id"])
-
-
-def submit(client: httpx.Client, did: str, endpoint: str, **args: Any) -> str:
-    body = {"endpoint": endpoint, "arguments": {k: {"value": v} for k, v in args.items()}}
-    r = client.post(f"/v1/daisies/{did}/executions", json=body)
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
-
-
-def wait(client: httpx.Client, eid: str, timeout: float = 30) -> dict[str, Any]:
-    r = client.get(f"/v1/executions/{eid}", params={"wait": timeout})
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    assert body["status"] in ("FINISHED", "FAILED", "CANCELLED"), body
-    return body
-
-
-def call(client: httpx.Client, did: str, endpoint: str, **args: Any) -> dict[str, Any]:
-    return wait(client, submit(client, did, endpoint, **args))
 
 
 def value(execution: dict[str, Any]) -> Any:

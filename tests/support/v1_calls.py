@@ -1,0 +1,35 @@
+"""Raw v1 calls shared by the server tests: submit an execution, wait for its end.
+
+Example:
+    >>> end = call(client, daisi_id, "compute", firstNumber=1, secondNumber=2)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+__all__ = ["call", "submit", "wait"]
+
+
+def submit(client: httpx.Client, did: str, endpoint: str, **args: Any) -> str:
+    """Create an execution (arguments as JSON values); its id."""
+    body = {"endpoint": endpoint, "arguments": {k: {"value": v} for k, v in args.items()}}
+    r = client.post(f"/v1/daisies/{did}/executions", json=body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def wait(client: httpx.Client, eid: str, timeout: float = 60) -> dict[str, Any]:
+    """The execution once it has ended (asserts that it did within ``timeout`` s)."""
+    r = client.get(f"/v1/executions/{eid}", params={"wait": timeout})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    assert body["status"] in ("FINISHED", "FAILED", "CANCELLED"), body
+    return body
+
+
+def call(client: httpx.Client, did: str, endpoint: str, **args: Any) -> dict[str, Any]:
+    """Submit and wait."""
+    return wait(client, submit(client, did, endpoint, **args))
