@@ -65,7 +65,8 @@ class Transport:
         self.headers: dict[str, str] = {"User-Agent": "daisi-async"}
         if settings.access_token:
             self.headers["Authorization"] = f"token {settings.access_token}"
-        self.timeout = self.client.timeout
+        self._timeout = self.client.timeout.as_dict()
+        """The client's timeout as requests carry it (made once, not per request)."""
         self._urls: dict[str, httpx.URL] = {}
         self.reached = False
         """Whether the server ever answered (until then, connection refused is final)."""
@@ -125,14 +126,14 @@ class Transport:
             extra["timeout"] = timeout
         try:
             if self._owns_client and not params:  # nothing of a caller's client to merge
-                limits = httpx.Timeout(self.timeout if timeout is None else timeout)
+                limits = self._timeout if timeout is None else httpx.Timeout(timeout).as_dict()
                 return httpx.Request(
                     method,
                     self._url(path),
                     json=json,
                     content=content,
                     headers=hdrs,
-                    extensions={"timeout": limits.as_dict()},
+                    extensions={"timeout": limits},
                 )
             return self.client.build_request(
                 method,

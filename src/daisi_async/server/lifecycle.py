@@ -30,11 +30,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .backends import Backend, DaisiWorkers, LocalBackend, PoolSettings
+from .console import say
 from .envs import ENVIRONMENT_ERROR, EnvironmentBroken, Environments
 from .registry import DaisiSpec, Registry, load_daisies
 from .watch import POLL_INTERVAL, Snapshot, fingerprint, snapshot
@@ -72,10 +72,6 @@ async def daisi_interpreter(envs: Environments, spec: DaisiSpec) -> tuple[str, d
     bin_dir = os.path.dirname(python)
     path = os.pathsep.join(filter(None, [bin_dir, os.environ.get("PATH")]))
     return python, {"PATH": path, "VIRTUAL_ENV": os.path.dirname(bin_dir)}
-
-
-def _say(message: str) -> None:
-    print(f"daisi runtime: {message}", file=sys.stderr, flush=True)
 
 
 class Lifecycle:
@@ -265,7 +261,7 @@ class Lifecycle:
             if self.registry.get(spec.id) is None:
                 self._drop(spec.id)
                 self._logs.pop(spec.id, None)
-                _say(f"Daisi {spec.full_name} removed")
+                say(f"Daisi {spec.full_name} removed")
         for spec in specs:
             previous = old.get(spec.id)
             if (
@@ -277,4 +273,4 @@ class Lifecycle:
                 continue
             self._drop(spec.id)
             self._add(spec)
-            _say(f"Daisi {spec.full_name} {'reloaded' if previous else 'added'}")
+            say(f"Daisi {spec.full_name} {'reloaded' if previous else 'added'}")

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
-import sys
 import time
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
@@ -41,6 +40,7 @@ import daisi_async
 
 from ...._dispatch import Signal
 from ...._wire import DAISI_BROKEN
+from ...console import say
 from ...registry import DaisiSpec
 from ...workers.jobs import DaisiImportError, error
 from ..base import Backend, PoolSettings, ResultUnavailable
@@ -67,10 +67,6 @@ if TYPE_CHECKING:
 __all__ = ["DaskBackend"]
 
 _log = logging.getLogger("daisi_async.server")
-
-
-def _say(message: str) -> None:
-    print(f"daisi runtime: {message}", file=sys.stderr, flush=True)
 
 
 def _dashboard() -> str | None:
@@ -124,7 +120,7 @@ class DaskBackend(Backend):
     # -- start and stop --------------------------------------------------------------------
     async def start(self) -> None:
         """Connect in the background (executions wait QUEUED meanwhile)."""
-        _say(f"executions run on {self.description}")
+        say(f"executions run on {self.description}")
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
         self._spawn(self._expire())
 
@@ -188,7 +184,7 @@ class DaskBackend(Backend):
                 raise
             except Exception as exc:
                 if not complained:
-                    _say(f"can't reach the Dask scheduler at {self.cluster} ({exc}); trying again")
+                    say(f"can't reach the Dask scheduler at {self.cluster} ({exc}); trying again")
                     complained = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -209,7 +205,7 @@ class DaskBackend(Backend):
                 self.client = None
                 with contextlib.suppress(BaseException):
                     await asyncio.wait_for(_closed(client), 5.0)
-            _say(f"{why}; connecting again")
+            say(f"{why}; connecting again")
 
     async def _serve(self, client: Client, address: str) -> None:
         """One connection to the scheduler, until it is lost."""
@@ -219,7 +215,7 @@ class DaskBackend(Backend):
         try:
             await client.register_plugin(DaisiHostPlugin())
         except Exception as exc:  # a worker without daisi-async: it gets no executions
-            _say(f"a Dask worker could not start the Daisi host: {exc!r}")
+            say(f"a Dask worker could not start the Daisi host: {exc!r}")
         client.subscribe_topic(HOST_TOPIC, self._on_host_event)
         self._connected = True
         for pool in list(self.pools.values()):
@@ -229,7 +225,7 @@ class DaskBackend(Backend):
         self._changed.fire()
         dashboard = getattr(client, "dashboard_link", None) if _dashboard() else None
         where = f"; dashboard {dashboard}" if dashboard else ""
-        _say(f"connected to the Dask scheduler at {address}: {len(workers)} workers{where}")
+        say(f"connected to the Dask scheduler at {address}: {len(workers)} workers{where}")
         last = time.monotonic()
         while client.status == "running":
             await asyncio.sleep(0.1)
@@ -287,7 +283,7 @@ class DaskBackend(Backend):
         except Exception as exc:  # refused, unreachable, or a malformed hello
             if address not in self._refused:
                 self._refused.add(address)
-                _say(f"no executions go to the Dask worker {address}: {exc}")
+                say(f"no executions go to the Dask worker {address}: {exc}")
             return
         if epoch != self.epoch or not self.connected:
             link.close("the connection to the scheduler it came from is gone")
@@ -295,7 +291,7 @@ class DaskBackend(Backend):
         if address in self._refused:
             self._refused.discard(address)
         if link.version != daisi_async.__version__:
-            _say(
+            say(
                 f"the Dask worker {address} runs daisi-async {link.version}, this runtime"
                 f" {daisi_async.__version__}"
             )

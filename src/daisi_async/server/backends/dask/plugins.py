@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from ...console import say
 from ...envs import EnvOptions
 from .host import DaisiHost, host_of
 from .installs import HostPoolSettings
@@ -99,12 +99,7 @@ def code_plugin(pool: ClusterPool, *, store_dir: Path, envs: EnvOptions) -> Dais
     spec, s = pool.spec, pool.settings
     archive, digest = pack(spec.path, skip=[store_dir])
     if len(archive) > LARGE_ARCHIVE:
-        print(
-            f"daisi runtime: Daisi {s.name}: its folder is {len(archive) >> 20} MiB, sent to"
-            " every Dask worker",
-            file=sys.stderr,
-            flush=True,
-        )
+        say(f"Daisi {s.name}: its folder is {len(archive) >> 20} MiB, sent to every Dask worker")
     settings = HostPoolSettings(
         name=s.name,
         entry=s.entry,
