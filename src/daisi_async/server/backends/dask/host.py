@@ -35,10 +35,9 @@ from distributed.protocol.serialize import to_serialize
 
 import daisi_async
 
-from ...registry import DaisiSpec
 from ...workers.jobs import DaisiImportError, Job, error
 from ...workers.pool import MAX_WORKERS, PoolRetired
-from .installs import HostPoolSettings, Installs
+from .installs import Installs
 from .protocol import (
     FETCH_HANDLER,
     HOST_EXTENSION,
@@ -353,17 +352,6 @@ class DaisiHost:
                     link.send({"op": "pools", "states": states})
 
     # -- code and shutdown ----------------------------------------------------------------
-    async def install(
-        self,
-        install: str,
-        version: str,
-        archive: bytes,
-        spec: DaisiSpec,
-        settings: HostPoolSettings,
-    ) -> None:
-        """A Daisi's code arrived (its plugin's setup)."""
-        await self.installs.install(install, version, archive, spec, settings)
-
     def uninstall(self, install: str, version: str) -> None:
         """A Daisi's code plugin was removed or replaced."""
         if not self._closing:

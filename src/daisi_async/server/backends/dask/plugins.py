@@ -83,7 +83,7 @@ class DaisiCode(WorkerPlugin):
         self.name = code_plugin_name(install)
 
     async def setup(self, worker: Worker) -> None:
-        await host_of(worker).install(
+        await host_of(worker).installs.install(
             self.install, self.version, self.archive, self.spec, self.settings
         )
 
