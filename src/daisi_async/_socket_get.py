@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import anyio
@@ -32,19 +32,19 @@ import anyio.lowlevel
 import anyio.to_thread
 import h11
 import httpx
-import sniffio
 
 from ._transport import Transport
 
 __all__ = ["SocketBody", "open_get", "usable"]
 
 T = TypeVar("T")
-HEAD_READ = 1 << 16
-"""Bytes asked of the socket per read while the head arrives."""
+HEAD = 1 << 16
+"""Bytes asked of the socket per read while the reply's head arrives."""
 SMALL_READ = 1 << 18
 """Reads smaller than this are served from a buffer refilled this much at a time."""
-taken = 0
-"""How many bodies were read whole by this module (for tests)."""
+_ENCODED = {"transfer-encoding", "content-encoding"}
+opened = 0
+"""How many replies this module opened to read their body (for tests)."""
 
 
 def usable(transport: Transport, url: httpx.URL) -> bool:
@@ -55,9 +55,9 @@ def usable(transport: Transport, url: httpx.URL) -> bool:
     if client.auth is not None or any(client.event_hooks.values()):
         return False
     try:
-        if sniffio.current_async_library() != "asyncio":
+        if asyncio.current_task() is None:  # not on asyncio (trio, say)
             return False
-    except sniffio.AsyncLibraryNotFoundError:
+    except RuntimeError:
         return False
     pick = getattr(client, "_transport_for_url", None)  # httpx's own choice: env proxies
     return pick is not None and pick(url) is getattr(client, "_transport", None)
@@ -70,25 +70,19 @@ class SocketBody:
     """
 
     def __init__(self, sock: socket.socket, buffered: bytes, length: int, ctype: str) -> None:
-        self.length = length
-        self.content_type = ctype
+        self.length, self.content_type = length, ctype
         self.timeout: float | None = None
-        self._sock = sock
-        self._buf = bytearray(buffered[:length])
-        self._pos = 0
-        self._left = length - len(self._buf)  # not yet received
-        self._lock = threading.Lock()
+        self._sock, self._lock = sock, threading.Lock()
         self._state = "idle"  # -> "reading" (a thread owns the socket) -> "closed"
+        self._buf, self._pos = bytearray(buffered[:length]), 0
+        self._left = length - len(self._buf)  # not yet received
 
     def _recv(self, view: memoryview) -> int:
-        if self._state == "closed":
-            raise httpx.ReadError("the download was cancelled")
         try:
             n = self._sock.recv_into(view[: self._left])
-        except TimeoutError as exc:
-            raise httpx.ReadTimeout(str(exc) or "timed out") from exc
-        except OSError as exc:
-            raise httpx.ReadError(str(exc) or repr(exc)) from exc
+        except OSError as exc:  # TimeoutError too
+            kind = httpx.ReadTimeout if isinstance(exc, TimeoutError) else httpx.ReadError
+            raise kind(str(exc) or type(exc).__name__) from exc
         if n == 0:
             raise httpx.RemoteProtocolError(
                 "peer closed connection without sending complete message body: "
@@ -97,55 +91,48 @@ class SocketBody:
         self._left -= n
         return n
 
+    def _refill(self) -> bool:
+        if not self._left:
+            return False
+        self._buf, self._pos = bytearray(min(SMALL_READ, self._left)), 0
+        del self._buf[self._recv(memoryview(self._buf)) :]
+        return True
+
     def readinto(self, target: Any) -> int:
-        view = memoryview(target).cast("B")
-        n = min(len(view), len(self._buf) - self._pos)
-        view[:n] = memoryview(self._buf)[self._pos : self._pos + n]
-        self._pos += n
-        while n < len(view) and self._left:
-            if len(view) - n >= SMALL_READ:
-                n += self._recv(view[n:])
-                continue
-            self._buf = bytearray(min(SMALL_READ, self._left))
-            got = self._recv(memoryview(self._buf))
-            del self._buf[got:]
-            self._pos = k = min(got, len(view) - n)
-            view[n : n + k] = memoryview(self._buf)[:k]
-            n += k
+        view, n = memoryview(target).cast("B"), 0
+        while n < len(view):
+            if self._pos == len(self._buf):
+                if len(view) - n >= SMALL_READ and self._left:
+                    n += self._recv(view[n:])  # straight into the target
+                    continue
+                if not self._refill():
+                    break
+            k = min(len(view) - n, len(self._buf) - self._pos)
+            view[n : n + k] = memoryview(self._buf)[self._pos : self._pos + k]
+            self._pos, n = self._pos + k, n + k
         return n
 
     def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            n = len(self._buf) - self._pos + self._left
-        if self._pos + n <= len(self._buf):
-            self._pos += n
-            return bytes(self._buf[self._pos - n : self._pos])
-        out = bytearray(n)
+        out = bytearray(len(self._buf) - self._pos + self._left if n is None or n < 0 else n)
         del out[self.readinto(out) :]
         return bytes(out)
 
     def readline(self) -> bytes:
         out = bytearray()
-        while not out.endswith(b"\n") and (self._pos < len(self._buf) or self._left):
-            if self._pos == len(self._buf):
-                self._buf = bytearray(min(SMALL_READ, self._left))
-                del self._buf[self._recv(memoryview(self._buf)) :]
-                self._pos = 0
-            end = self._buf.find(b"\n", self._pos)
-            end = len(self._buf) if end < 0 else end + 1
+        while not out.endswith(b"\n") and (self._pos < len(self._buf) or self._refill()):
+            end = self._buf.find(b"\n", self._pos) + 1 or len(self._buf)
             out += self._buf[self._pos : end]
             self._pos = end
         return bytes(out)
 
     def finish(self) -> None:
         """Read what is left of the body: it must all arrive (else the transfer failed)."""
-        while self.read(SMALL_READ):
+        while self._refill():
             pass
 
     async def run(self, fn: Callable[[], T]) -> T:
-        """``fn()`` (which reads this body) in a worker thread; the socket is closed
-        after. Cancelling shuts it down, which ends a read the thread is blocked in."""
-        global taken
+        """``fn()`` (which reads this body) in a worker thread, which closes the socket
+        after. Cancelling shuts the socket down: a read the thread is blocked in ends."""
 
         def work() -> T:
             with self._lock:
@@ -156,7 +143,7 @@ class SocketBody:
                 self._sock.settimeout(self.timeout)
                 return fn()
             finally:
-                self.close()
+                self.abort(reading=False)
 
         try:
             async with anyio.create_task_group() as tg:
@@ -169,7 +156,6 @@ class SocketBody:
                 tg.cancel_scope.cancel()
         finally:
             self.abort()
-        taken += 1
         return value
 
     async def _abort_when_cancelled(self) -> None:
@@ -178,101 +164,70 @@ class SocketBody:
         finally:
             self.abort()
 
-    def abort(self) -> None:
-        """Close the socket, or shut it down if a thread is reading it (it closes it)."""
+    def abort(self, *, reading: bool = True) -> None:
+        """Close the socket; if a thread is reading it (``reading``), shut it down only
+        (the thread's read ends, and the thread closes it)."""
         with self._lock:
-            if self._state == "reading":
+            if reading and self._state == "reading":
                 with contextlib.suppress(OSError):
                     self._sock.shutdown(socket.SHUT_RDWR)
-                return
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._state = "closed"
-            self._sock.close()
+            else:
+                self._state = "closed"
+                self._sock.close()
 
 
-def _fail(
-    exc: OSError | TimeoutError,
-    timeout: type[httpx.TimeoutException],
-    error: type[httpx.TransportError],
-) -> httpx.TransportError:
-    return (
-        timeout(str(exc) or "timed out")
-        if isinstance(exc, TimeoutError)
-        else error(str(exc) or repr(exc))
-    )
+@contextlib.contextmanager
+def _within(seconds: float | None, late: type[Exception], error: type[Exception]) -> Iterator[None]:
+    """A deadline of ``seconds``; it and an OS error raised as httpx's ``late``/``error``."""
+    try:
+        with anyio.fail_after(seconds):
+            yield
+    except OSError as exc:  # TimeoutError too
+        raise (late if isinstance(exc, TimeoutError) else error)(str(exc) or repr(exc)) from exc
 
 
 async def _connect(url: httpx.URL, seconds: float | None) -> socket.socket:
     loop = asyncio.get_running_loop()
-    port = url.port or 80
-    last: OSError = OSError("no address")
-    try:
-        with anyio.fail_after(seconds):
-            for family, kind, proto, _, addr in await loop.getaddrinfo(
-                url.host, port, type=socket.SOCK_STREAM
-            ):
-                sock = socket.socket(family, kind, proto)
-                try:
-                    sock.setblocking(False)
-                    await loop.sock_connect(sock, addr)
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    return sock
-                except BaseException as exc:
-                    sock.close()
-                    if not isinstance(exc, OSError):
-                        raise
-                    last = exc
-    except (OSError, TimeoutError) as exc:
-        raise _fail(exc, httpx.ConnectTimeout, httpx.ConnectError) from exc
-    raise httpx.ConnectError(str(last)) from last
+    with _within(seconds, httpx.ConnectTimeout, httpx.ConnectError):
+        found = await loop.getaddrinfo(url.host, url.port or 80, type=socket.SOCK_STREAM)
+        for i, (family, kind, proto, _, addr) in enumerate(found):
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, addr)
+                return sock
+            except BaseException as exc:
+                sock.close()
+                if i + 1 == len(found) or not isinstance(exc, OSError):
+                    raise
+    raise httpx.ConnectError(f"no address for {url.host}")
 
 
-async def _head(
-    sock: socket.socket, url: httpx.URL, headers: dict[str, str], timeout: dict[str, float | None]
-) -> tuple[h11.Response, bytes]:
-    loop = asyncio.get_running_loop()
-    conn = h11.Connection(h11.CLIENT)
-    fields = [
-        ("Host", url.netloc.decode("ascii")),
-        ("Accept", "*/*"),
-        *headers.items(),
-        ("Accept-Encoding", "identity"),
-        ("Connection", "close"),
-    ]
-    request = conn.send(h11.Request(method="GET", target=url.raw_path, headers=fields))
-    try:
-        with anyio.fail_after(timeout.get("write")):
-            await loop.sock_sendall(sock, request or b"")
-    except (OSError, TimeoutError) as exc:
-        raise _fail(exc, httpx.WriteTimeout, httpx.WriteError) from exc
-    conn.send(h11.EndOfMessage())
-    buf = bytearray(HEAD_READ)
-    response: h11.Response | None = None
-    body = bytearray()
+async def _get(sock: socket.socket, url: httpx.URL, headers: dict[str, str], timeout: Any) -> Any:
+    """Send the GET; the reply's head (an ``h11.Response``) and the body bytes read with it."""
+    loop, conn = asyncio.get_running_loop(), h11.Connection(h11.CLIENT)
+    fields = [("Host", url.netloc.decode("ascii")), ("Accept", "*/*"), *headers.items()]
+    fields += [("Accept-Encoding", "identity"), ("Connection", "close")]
+    request = conn.send(h11.Request(method="GET", target=url.raw_path, headers=fields)) or b""
+    with _within(timeout["write"], httpx.WriteTimeout, httpx.WriteError):
+        await loop.sock_sendall(sock, request + (conn.send(h11.EndOfMessage()) or b""))
+    head, body, buf = None, bytearray(), bytearray(HEAD)
     while True:
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
             raise httpx.RemoteProtocolError(str(exc)) from exc
-        if event is h11.NEED_DATA:
-            if response is not None:
-                return response, bytes(body)
-            try:
-                with anyio.fail_after(timeout.get("read")):
-                    n = await loop.sock_recv_into(sock, buf)
-            except (OSError, TimeoutError) as exc:
-                raise _fail(exc, httpx.ReadTimeout, httpx.ReadError) from exc
-            conn.receive_data(bytes(buf[:n]))
-        elif isinstance(event, h11.Response):
-            response = event
+        if isinstance(event, h11.Response):
+            head = event
         elif isinstance(event, h11.Data):
-            body += event.data
-        elif isinstance(event, h11.EndOfMessage) and response is not None:
-            return response, bytes(body)
-        elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+            body += event.data  # what came with the head (h11 checks it against its length)
+        elif head is not None and (event is h11.NEED_DATA or isinstance(event, h11.EndOfMessage)):
+            return head, bytes(body)
+        elif event is h11.NEED_DATA:
+            with _within(timeout["read"], httpx.ReadTimeout, httpx.ReadError):
+                n = await loop.sock_recv_into(sock, buf)
+            conn.receive_data(bytes(buf[:n]))
+        elif not isinstance(event, h11.InformationalResponse):
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
 
 
@@ -285,25 +240,22 @@ async def open_get(transport: Transport, path: str) -> SocketBody | None:
     timeout = transport.client.timeout.as_dict()
 
     async def once() -> SocketBody | None:
-        sock = await _connect(url, timeout.get("connect"))
+        sock = await _connect(url, timeout["connect"])
         try:
-            response, buffered = await _head(sock, url, transport.headers, timeout)
+            response, buffered = await _get(sock, url, transport.headers, timeout)
             transport.reached = True
-            head = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
-            length = head.get("content-length", "")
-            if (
-                response.status_code != 200
-                or not length.isdigit()
-                or "transfer-encoding" in head
-                or "content-encoding" in head
-            ):
-                sock.close()
-                return None
+            head = {k.decode("latin-1"): v.decode("latin-1") for k, v in response.headers}
+            size = head.get("content-length", "")
+            if response.status_code == 200 and size.isdigit() and not {*head} & _ENCODED:
+                global opened
+                opened += 1
+                body = SocketBody(sock, buffered, int(size), head.get("content-type", ""))
+                body.timeout = timeout["read"]
+                return body
         except BaseException:
             sock.close()
             raise
-        body = SocketBody(sock, buffered, int(length), head.get("content-type", ""))
-        body.timeout = timeout.get("read")
-        return body
+        sock.close()  # httpx reads this one (and makes the error of an error reply)
+        return None
 
     return await transport.retried(once, idempotent=True, what=f"GET {url}")
