@@ -30,6 +30,7 @@ from daisi_async import (
     DaisiNotFoundError,
     DaisiTimeoutError,
     RetryPolicy,
+    _socket_body,
 )
 from daisi_async import _socket_get as socket_get
 from daisi_async._config import Settings
@@ -254,12 +255,12 @@ def open_fds() -> int:
 
 
 def reading_threads() -> list[int]:
-    """Threads whose stack is in ``_socket_get`` (reading a body)."""
+    """Threads whose stack is in ``_socket_body`` (reading a body)."""
     found = []
     for ident, frame in sys._current_frames().items():
         f: Any = frame
         while f is not None:
-            if f.f_code.co_filename == socket_get.__file__:
+            if f.f_code.co_filename == _socket_body.__file__:
                 found.append(ident)
                 break
             f = f.f_back

@@ -17,7 +17,8 @@ import httpx
 from ..._failures import json_of, replies, reply_errors
 from ..._pickle_parts import dump_parts
 from ..._serialization import LOCAL_VERSIONS, is_strict_json, load_failure, loads
-from ..._socket_get import SocketBody, open_get
+from ..._socket_body import SocketBody
+from ..._socket_get import open_get
 from ..._stream_load import load_stream
 from ..._transport import Transport, stream_errors
 from ..base import Ref
