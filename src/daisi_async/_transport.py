@@ -9,8 +9,8 @@ message that says so); later requests keep the full retry policy.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import httpx
 
@@ -30,6 +30,8 @@ from ._retry import retry_call
 from ._wire import API_PREFIX
 
 __all__ = ["Transport", "stream_errors"]
+
+T = TypeVar("T")
 
 _URL_CACHE = 256
 """Parsed URLs kept per transport (paths with ids beyond that are parsed again)."""
@@ -167,15 +169,17 @@ class Transport:
                 raise RetryableStatus(response)
             return response
 
+        return await self.retried(once, idempotent=idempotent, what=f"{method} {self.api}{path}")
+
+    async def retried(self, once: Callable[[], Awaitable[T]], *, idempotent: bool, what: str) -> T:
+        """``await once()`` (one attempt at a request) under the retry policy; a failure
+        raises its public exception. ``what`` is ``"METHOD URL"``."""
         try:
             return await retry_call(
-                once,
-                self.settings.retries,
-                retry=self._retryable(idempotent),
-                what=f"{method} {self.api}{path}",
+                once, self.settings.retries, retry=self._retryable(idempotent), what=what
             )
         except BaseException as exc:
-            err = translate(exc, self.api + path)
+            err = translate(exc, what.partition(" ")[2])
             if err is exc:
                 raise
             raise err from err.__cause__

@@ -11,11 +11,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import dill
 import httpx
 
-from ..._failures import json_of, replies
+from ..._failures import json_of, replies, reply_errors
 from ..._pickle_parts import dump_parts
 from ..._serialization import LOCAL_VERSIONS, is_strict_json, load_failure, loads
+from ..._socket_body import SocketBody
+from ..._socket_get import open_get
 from ..._stream_load import load_stream
 from ..._transport import Transport, stream_errors
 from ..base import Ref
@@ -70,7 +73,13 @@ class Blobs:
     @replies
     async def download(self, eid: str, size: int) -> Any:
         """Fetch a large result and open it: while it arrives if it is large, else
-        from one buffer (no intermediate copies)."""
+        from one buffer (no intermediate copies). A large one is read from its socket
+        (:mod:`..._socket_get`) where nothing else must see its bytes."""
+        if size >= STREAM_LOAD_MIN:
+            body = await open_get(self.transport, execution_path(eid, "/result"))
+            if body is not None:
+                with reply_errors(self.transport.api + execution_path(eid, "/result")):
+                    return await body.run(lambda: self._open(body))
         async with self.transport.stream("GET", execution_path(eid, "/result")) as response:
             length = int(response.headers.get("content-length") or size or 0)
             is_json = response.headers.get("content-type", "").startswith("application/json")
@@ -100,3 +109,18 @@ class Blobs:
             if is_json:
                 return json.loads(buf)
         return loads(memoryview(buf), remote=self.remote_versions)
+
+    def _open(self, body: SocketBody) -> Any:
+        """The value in ``body`` (in a worker thread): unpickled while it is read."""
+        if body.content_type.startswith("application/json"):
+            return json.loads(body.read())
+        if body.length < STREAM_LOAD_MIN:
+            return loads(memoryview(body.read()), remote=self.remote_versions)
+        try:
+            value = dill.Unpickler(body).load()
+        except Exception as exc:
+            if isinstance(exc, httpx.HTTPError):
+                raise
+            raise load_failure(exc, self.remote_versions) from exc
+        body.finish()  # the whole body arrived, as announced
+        return value
