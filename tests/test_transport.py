@@ -7,8 +7,10 @@ and checks that exactly one execution was created on the server.
 
 from __future__ import annotations
 
+import http.server
 import itertools
 import json
+import logging
 import socket
 import sqlite3
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from daisi_async import (
@@ -28,6 +31,8 @@ from daisi_async import (
     DaisiServerError,
     RetryPolicy,
 )
+from daisi_async._config import Settings
+from daisi_async._transport import Transport
 from daisi_async.testing import LocalRuntime
 from support.faultproxy import (
     FaultProxy,
@@ -38,6 +43,7 @@ from support.faultproxy import (
     reset_before,
     status,
 )
+from support.http_server import http_server
 
 pytestmark = pytest.mark.anyio
 
@@ -356,3 +362,76 @@ async def test_event_stream_follows_the_sse_format(
                 action=status(200, {"Content-Type": "text/event-stream"}, body),
             )
             assert [line async for line in ex.logs()] == ["first"]
+
+
+# -- the direct lane: requests straight to the connection pool ------------------------------
+def httpx_requests(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The requests httpx's client logged (it logs each one it sends itself)."""
+    return [r.getMessage() for r in caplog.records if r.name == "httpx"]
+
+
+async def test_an_own_client_sends_straight_to_its_pool(
+    runtime: LocalRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Requests of the client ``AsyncDaisi`` made skip the client's layers (httpx logs
+    none of them); a caller's own client sees every request."""
+    caplog.set_level(logging.INFO, logger="httpx")
+    with anyio.fail_after(30):
+        async with client(runtime.url) as d:
+            assert await d.compute(2, 3) == 5
+            assert [await x for x in [d.compute(i, 1) for i in range(5)]] == [1, 2, 3, 4, 5]
+        assert httpx_requests(caplog) == []
+        async with httpx.AsyncClient() as own, client(runtime.url, client=own) as d:
+            assert await d.compute(2, 3) == 5
+        assert any("/executions" in m for m in httpx_requests(caplog))
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with JSON naming the request target and its Cookie header;
+    ``/set`` also sets a cookie."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"target": self.path, "cookie": self.headers.get("cookie")}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        if self.path.endswith("/set"):
+            self.send_header("set-cookie", "session=s1; Path=/")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+async def test_a_server_that_sets_cookies_gets_them_back() -> None:
+    """A cookie a server sets is kept and sent with the next requests, as the client's
+    own path does."""
+    with http_server(_Recorder) as url:
+        transport = Transport(Settings.resolve(base_url=url))
+        try:
+            with anyio.fail_after(20):
+                first = (await transport.request("GET", "/set")).json()
+                then = (await transport.request("GET", "/next")).json()
+        finally:
+            await transport.aclose()
+    assert first["cookie"] is None
+    assert then["cookie"] == "session=s1"
+
+
+async def test_a_proxy_from_the_environment_carries_the_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``HTTP_PROXY`` set, requests go to the proxy (in absolute form), as httpx sends
+    them, not straight to the server."""
+    with http_server(_Recorder) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        transport = Transport(Settings.resolve(base_url="http://daisi.invalid:8421"))
+        try:
+            with anyio.fail_after(20):
+                reply = (await transport.request("GET", "/capabilities")).json()
+        finally:
+            await transport.aclose()
+    assert reply["target"] == "http://daisi.invalid:8421/pebble-api/capabilities"
