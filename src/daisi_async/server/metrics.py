@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -96,7 +96,17 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_LiveCollector(self))
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._remove = rt.store.listen_all(self._on_event)
+
+    def child(self, family: Counter | Histogram, *values: str) -> Any:
+        """``family.labels(*values)``, looked up once (every execution and request
+        counts in a few of them: the label check and lock are not paid each time)."""
+        key = (id(family), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = family.labels(*values)
+        return found
 
     def close(self) -> None:
         """Stop counting executions."""
@@ -113,10 +123,10 @@ class Metrics:
         if ev is None or ev.kind != "status":
             return
         label = self.daisi_label(rec.daisi_id)
-        self.executions.labels(label, ev.data).inc()
+        self.child(self.executions, label, ev.data).inc()
         if rec.status.is_terminal and rec.started_at is not None and rec.finished_at is not None:
             run = max(0.0, rec.finished_at - rec.started_at)
-            self.durations.labels(label, ev.data).observe(run)
+            self.child(self.durations, label, ev.data).observe(run)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""
@@ -206,9 +216,15 @@ class MetricsMiddleware:
             await self.app(scope, receive, sending)
         finally:
             route = _template(scope, root)
-            method = str(scope.get("method", ""))
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
+            method = scope.get("method", "")
+            method = method if method in _METHODS else "other"  # labels stay few
+            metrics = self.metrics
+            metrics.child(metrics.requests, method, route, str(status)).inc()
+            metrics.child(metrics.latency, method, route).observe(time.perf_counter() - start)
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+"""Methods that are a ``method`` label of their own; any other is ``other``."""
 
 
 def _template(scope: Scope, root: str) -> str:

@@ -354,23 +354,23 @@ async def build(request: Request) -> Response:
     return json_response(rt.envs.build_info(spec))
 
 
-routes = [
+routes = [  # the calls of every execution first (routes are tried in order)
+    Route("/v1/executions", submit_batch, methods=["POST"]),
+    Route("/v1/executions/wait", wait_many, methods=["POST"]),  # before /{eid}
+    Route("/v1/daisies/{daisi_id}/executions", submit_one, methods=["POST"]),
+    Route("/v1/blobs", put_blob, methods=["POST"]),
+    Route("/v1/executions/{eid}/result", get_result),
+    Route("/v1/executions/{eid}/events", events),
+    Route("/v1/executions/{eid}", get_execution),
+    Route("/v1/executions/{eid}/logs", get_logs),
+    Route("/v1/executions/{eid}/cancel", cancel, methods=["POST"]),
+    Route("/v1/blobs/{key}", get_blob),
+    Route("/v1/executions", routes_runs.list_executions, methods=["GET"]),
     Route("/capabilities", capabilities),
     Route("/v1/daisies", list_daisies),
-    Route("/v1/daisies/{daisi_id}/executions", submit_one, methods=["POST"]),
     Route("/v1/daisies/{daisi_id}/workers", workers, methods=["GET", "PUT"]),
     Route("/v1/daisies/{daisi_id}/build", build),
     Route("/v1/daisies/{daisi_id}/log", start_log),
-    Route("/v1/daisies/{name:path}", get_daisi),
-    Route("/v1/blobs", put_blob, methods=["POST"]),
-    Route("/v1/blobs/{key}", get_blob),
-    Route("/v1/executions", submit_batch, methods=["POST"]),
-    Route("/v1/executions", routes_runs.list_executions, methods=["GET"]),
+    Route("/v1/daisies/{name:path}", get_daisi),  # after every /v1/daisies/{id}/...
     Route("/v1/events", routes_runs.feed),
-    Route("/v1/executions/wait", wait_many, methods=["POST"]),
-    Route("/v1/executions/{eid}", get_execution),
-    Route("/v1/executions/{eid}/result", get_result),
-    Route("/v1/executions/{eid}/logs", get_logs),
-    Route("/v1/executions/{eid}/events", events),
-    Route("/v1/executions/{eid}/cancel", cancel, methods=["POST"]),
 ]

@@ -280,12 +280,15 @@ async def run_job(
     """
     room = worker.room
     start_watchdog(worker, timeout=job.timeout, memory_limit=memory_limit)
+    outcome: Outcome | None = None
     try:
         outcome = await exchange(worker, job if room is None else room.stage(job), on_log)
         if outcome is None:
             return await lost(worker, job, memory_limit)
-        return outcome if room is None else room.collect(outcome, job)
+        if room is not None:
+            outcome = room.collect(outcome, job)
+        return outcome
     finally:
         worker.stop_watchdog()
         if room is not None:
-            room.clear(job)
+            room.clear(job, ended_well=outcome is not None and outcome.ok)

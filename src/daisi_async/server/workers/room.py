@@ -54,6 +54,7 @@ class WorkerRoom:
         self.folder = folder
         self.inbox = folder / "in"
         self.outbox = folder / "out"
+        self._outbox = str(self.outbox)
         self.tmp = folder / "tmp"
         self.home = folder / "home"
         for path in (self.inbox, self.outbox, self.tmp, self.home):
@@ -78,7 +79,7 @@ class WorkerRoom:
                 shutil.copyfile(source, link)
             self._staged.append(link)
             args[name] = {"file": f"{IN_DIR}/{link.name}"}
-        result = f"{OUT_DIR}/{Path(job.result_path).name}"
+        result = f"{OUT_DIR}/{os.path.basename(job.result_path)}"
         return dataclasses.replace(job, args=args, result_path=result)
 
     def collect(self, outcome: Outcome, job: Job) -> Outcome:
@@ -101,16 +102,21 @@ class WorkerRoom:
             return _bad_result("the worker's result is not a regular file")
         return dataclasses.replace(outcome, result_file=str(final), result_size=info.st_size)
 
-    def clear(self, job: Job) -> None:
-        """Remove what :meth:`stage` linked and what the job may have left in ``out/``."""
+    def clear(self, job: Job, *, ended_well: bool = False) -> None:
+        """Remove what :meth:`stage` linked and what the job may have left in ``out/``.
+
+        ``ended_well``: the job's outcome was a success and :meth:`collect` took its
+        result file, if any; the worker writes nothing else there, so there is nothing
+        to look for (two system calls fewer per job)."""
         for link in self._staged:
             with contextlib.suppress(OSError):
                 link.unlink()
         self._staged.clear()
+        if ended_well:
+            return
         name = os.path.basename(job.result_path)
-        outbox = str(self.outbox)
         for leftover in (name, name + ".tmp"):
-            _remove(os.path.join(outbox, leftover))
+            _remove(os.path.join(self._outbox, leftover))
 
     def remove(self) -> None:
         """Remove the room and everything in it (its worker has ended)."""
