@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
 import signal
 import subprocess
@@ -291,3 +292,15 @@ def test_fork(echo_runtime: LocalRuntime, tmp_path: Path) -> None:
         [sys.executable, str(script), echo_runtime.url], capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip() == "child 0 parent 6.0", out.stderr
+
+
+def test_calls_go_straight_to_the_shared_pool(
+    daisi_runtime: LocalRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The facade's shared client is one daisi-async made: its requests skip httpx's
+    client layers as ``AsyncDaisi``'s own do (httpx logs none of them)."""
+    caplog.set_level(logging.INFO, logger="httpx")
+    with Daisi("Add Two Numbers", base_url=daisi_runtime.url) as d:
+        assert d.compute(2, 3).value == 5
+        assert d.map("compute", [(1, 1), (2, 2)]).value == [2, 4]
+    assert [r.getMessage() for r in caplog.records if r.name == "httpx"] == []

@@ -26,6 +26,7 @@ from anyio.from_thread import BlockingPortal
 from ._closing import Closing
 from ._config import DEFAULT_TIMEOUT
 from ._errors import DaisiError
+from ._transport import plain_client
 
 T = TypeVar("T")
 
@@ -47,7 +48,7 @@ class _Loop:
         async def main() -> None:
             try:
                 async with BlockingPortal() as portal:
-                    client = self.client = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+                    client = self.client = plain_client(timeout=DEFAULT_TIMEOUT)
                     ready.put(portal)
                     try:
                         await portal.sleep_until_stopped()

@@ -46,7 +46,7 @@ opened = 0
 def usable(transport: Transport, url: httpx.URL) -> bool:
     """Whether a GET of ``url`` may bypass ``transport``'s httpx client."""
     client = transport.client
-    if not transport._owns_client or url.scheme != "http" or client.cookies:
+    if not transport._plain or url.scheme != "http" or client.cookies:
         return False
     if client.auth is not None or any(client.event_hooks.values()):
         return False

@@ -9,6 +9,7 @@ message that says so); later requests keep the full retry policy.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -29,7 +30,7 @@ from ._failures import (
 from ._retry import retry_call
 from ._wire import API_PREFIX
 
-__all__ = ["Transport", "stream_errors"]
+__all__ = ["Transport", "plain_client", "stream_errors"]
 
 T = TypeVar("T")
 
@@ -58,7 +59,9 @@ class Transport:
     def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self._owns_client = client is None
-        self.client = client or httpx.AsyncClient(timeout=settings.timeout)
+        self.client = client or plain_client(timeout=settings.timeout)
+        self._plain = client is None or client in _PLAIN
+        """Whether the client is one daisi-async made (nothing of a caller's in it)."""
         base = settings.base_url
         if client is not None and not settings.base_url and str(client.base_url):
             base = str(client.base_url).rstrip("/")
@@ -70,7 +73,7 @@ class Transport:
         self._timeout = self.client.timeout.as_dict()
         """The client's timeout as requests carry it (made once, not per request)."""
         self._urls: dict[str, httpx.URL] = {}
-        self._direct = _direct_lane(self.client, self.api) if self._owns_client else None
+        self._direct = _direct_lane(self.client, self.api) if self._plain else None
         """The client's connection pool, when requests may go straight to it (see
         :meth:`_send_direct`); None to go through the client."""
         self.reached = False
@@ -193,6 +196,7 @@ class Transport:
         if "set-cookie" in response.headers:
             self.client.cookies.extract_cookies(response)
             self._direct = None
+            _PLAIN.discard(self.client)  # it holds a cookie now: transports made later use it
         if not stream:
             try:
                 await response.aread()
@@ -252,6 +256,23 @@ class Transport:
             yield response
         finally:
             await response.aclose()
+
+
+_PLAIN: weakref.WeakSet[httpx.AsyncClient] = weakref.WeakSet()
+"""The clients daisi-async made itself (see :func:`plain_client`)."""
+
+
+def plain_client(*, timeout: float | httpx.Timeout | None) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` of daisi-async's own, with nothing of a caller's in it
+    (no auth, hooks, mounts or transport): a :class:`Transport` on it may send straight
+    to its connection pool, as on a client it made itself. The sync face shares one.
+
+    Example:
+        >>> client = plain_client(timeout=30.0)  # doctest: +SKIP
+    """
+    client = httpx.AsyncClient(timeout=timeout)
+    _PLAIN.add(client)
+    return client
 
 
 def _direct_lane(client: httpx.AsyncClient, url: str) -> httpx.AsyncBaseTransport | None:
