@@ -123,3 +123,24 @@ def test_idle_worker_memory_is_measured(results: dict[str, Any]) -> None:
     assert len(workers) == 1
     w = workers[0]
     assert 0 < w["uss"] <= w["rss"] and 0 < w["pss"] <= w["rss"]
+
+
+@pytest.mark.parametrize("scenario", ["call", "gather"])
+def test_the_cpu_profile_names_both_sides(scenario: str) -> None:
+    """``benchmarks/cpu_profile.py`` profiles the server (switched on and off by signals)
+    and the client over one scenario, and lists our functions on each side."""
+    env = dict(os.environ)
+    src = str(Path(daisi_async.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "cpu_profile.py"),
+         "--scenario", scenario, "--n", "40", "--top", "8"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = proc.stdout
+    assert f"scenario {scenario}, n=40" in out
+    server, _, client = out.partition("== client")
+    assert "== server (event-loop thread)" in server
+    assert "daisi_async/server/" in server  # the engine, store or routes: profiled there
+    assert "daisi_async/_" in client and "daisi_async/server/" not in client
