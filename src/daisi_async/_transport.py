@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -72,7 +72,7 @@ class Transport:
             self.headers["Authorization"] = f"token {settings.access_token}"
         self._timeout = self.client.timeout.as_dict()
         """The client's timeout as requests carry it (made once, not per request)."""
-        self._urls: dict[str, httpx.URL] = {}
+        self._urls: dict[Hashable, httpx.URL] = {}
         self._direct = _direct_lane(self.client, self.api) if self._plain else None
         """The client's connection pool, when requests may go straight to it (see
         :meth:`_send_direct`); None to go through the client."""
@@ -81,12 +81,15 @@ class Transport:
 
     def _url(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.URL:
         """The parsed URL of ``path`` with ``params`` (parsed once: most are used again)."""
-        key = f"{path}?{httpx.QueryParams(params)}" if params else path
-        url = self._urls.get(key)
+        key: Hashable = (path, *params.items()) if params else path
+        try:
+            url = self._urls.get(key)
+        except TypeError:  # a parameter value that is a list: not kept
+            return httpx.URL(self.api + path, params=params)
         if url is None:
             if len(self._urls) >= _URL_CACHE:
                 self._urls.clear()
-            url = self._urls[key] = httpx.URL(self.api + key)
+            url = self._urls[key] = httpx.URL(self.api + path, params=params)
         return url
 
     async def aclose(self) -> None:
