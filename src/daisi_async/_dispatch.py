@@ -29,7 +29,7 @@ class Slot(Generic[T]):
         self.done = False
         self._value: T | None = None
         self._error: BaseException | None = None
-        self._event: anyio.Event | None = None
+        self._event: _Event | None = None
 
     def set(self, value: T) -> None:
         """Deliver the value (later deliveries are ignored)."""
@@ -55,7 +55,7 @@ class Slot(Generic[T]):
         """Wait for delivery, then return the value (or raise the error)."""
         if not self.done:
             if self._event is None:
-                self._event = anyio.Event()
+                self._event = _new_event()
             await self._event.wait()
         return self.value()
 
@@ -66,7 +66,7 @@ class Signal:
     __slots__ = ("_event",)
 
     def __init__(self) -> None:
-        self._event: anyio.Event | None = None
+        self._event: _Event | None = None
 
     def fire(self) -> None:
         """Wake every current waiter."""
@@ -77,8 +77,51 @@ class Signal:
     async def wait(self) -> None:
         """Wait for the next :meth:`fire`."""
         if self._event is None:
-            self._event = anyio.Event()
+            self._event = _new_event()
         await self._event.wait()
+
+
+class _FutureEvent:
+    """An event made of asyncio futures, one per waiter: what ``anyio.Event`` does on
+    asyncio, without looking up the async library at each creation and wait (every
+    call waits on two of them)."""
+
+    __slots__ = ("_is_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._is_set = False
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def set(self) -> None:
+        self._is_set = True
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait(self) -> None:
+        if self._is_set:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if not fut.done() or fut.cancelled():
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
+
+
+_Event = _FutureEvent | anyio.Event
+
+
+def _new_event() -> _Event:
+    """An event for the running async library: futures on asyncio, anyio's elsewhere."""
+    try:
+        on_asyncio = asyncio.current_task() is not None
+    except RuntimeError:  # no asyncio loop here (trio)
+        on_asyncio = False
+    return _FutureEvent() if on_asyncio else anyio.Event()
 
 
 class Spawner:
