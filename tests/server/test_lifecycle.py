@@ -13,6 +13,7 @@ runs Daisies in the sandbox.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import shutil
@@ -25,6 +26,7 @@ from typing import Any
 import click
 import httpx
 import pytest
+from tests.support import v1_calls
 from tests.support.daisi_folders import make_daisi
 
 from daisi_async.cli.serve import settings_of
@@ -136,25 +138,9 @@ def daisi(client: httpx.Client, did: str) -> dict[str, Any]:
     return body
 
 
-def submit(client: httpx.Client, did: str, endpoint: str, **args: Any) -> str:
-    body = {"endpoint": endpoint, "arguments": {k: {"value": v} for k, v in args.items()}}
-    r = client.post(f"/v1/daisies/{did}/executions", json=body, headers=LOCAL)
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
-
-
-def wait(
-    client: httpx.Client, eid: str, timeout: float = 60, headers: dict[str, str] = LOCAL
-) -> dict[str, Any]:
-    r = client.get(f"/v1/executions/{eid}", params={"wait": timeout}, headers=headers)
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    assert body["status"] in ("FINISHED", "FAILED", "CANCELLED"), body
-    return body
-
-
-def call(client: httpx.Client, did: str, endpoint: str, **args: Any) -> dict[str, Any]:
-    return wait(client, submit(client, did, endpoint, **args))
+submit = functools.partial(v1_calls.submit, headers=LOCAL)
+wait = functools.partial(v1_calls.wait, headers=LOCAL)
+call = functools.partial(v1_calls.call, headers=LOCAL)
 
 
 def status(client: httpx.Client, eid: str) -> str:

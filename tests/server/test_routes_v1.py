@@ -18,6 +18,7 @@ import dill
 import httpx
 import pytest
 from tests.server.conftest import EXAMPLES
+from tests.support.v1_calls import wait as wait_for
 
 from daisi_async.testing import LocalRuntime
 
@@ -59,14 +60,6 @@ def submit(
     )
     assert r.status_code == expect, r.text
     body: dict[str, Any] = r.json()
-    return body
-
-
-def wait_for(client: httpx.Client, eid: str, timeout: float = 30) -> dict[str, Any]:
-    r = client.get(f"/v1/executions/{eid}", params={"wait": timeout})
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    assert body["status"] in ("FINISHED", "FAILED", "CANCELLED"), body
     return body
 
 

@@ -13,23 +13,43 @@ import httpx
 __all__ = ["call", "submit", "wait"]
 
 
-def submit(client: httpx.Client, did: str, endpoint: str, **args: Any) -> str:
+def submit(
+    client: httpx.Client,
+    did: str,
+    endpoint: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **args: Any,
+) -> str:
     """Create an execution (arguments as JSON values); its id."""
     body = {"endpoint": endpoint, "arguments": {k: {"value": v} for k, v in args.items()}}
-    r = client.post(f"/v1/daisies/{did}/executions", json=body)
+    r = client.post(f"/v1/daisies/{did}/executions", json=body, headers=headers)
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
 
 
-def wait(client: httpx.Client, eid: str, timeout: float = 60) -> dict[str, Any]:
+def wait(
+    client: httpx.Client,
+    eid: str,
+    timeout: float = 60,
+    *,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The execution once it has ended (asserts that it did within ``timeout`` s)."""
-    r = client.get(f"/v1/executions/{eid}", params={"wait": timeout})
+    r = client.get(f"/v1/executions/{eid}", params={"wait": timeout}, headers=headers)
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     assert body["status"] in ("FINISHED", "FAILED", "CANCELLED"), body
     return body
 
 
-def call(client: httpx.Client, did: str, endpoint: str, **args: Any) -> dict[str, Any]:
-    """Submit and wait."""
-    return wait(client, submit(client, did, endpoint, **args))
+def call(
+    client: httpx.Client,
+    did: str,
+    endpoint: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **args: Any,
+) -> dict[str, Any]:
+    """Submit and wait (``headers`` on both requests)."""
+    return wait(client, submit(client, did, endpoint, headers=headers, **args), headers=headers)
