@@ -44,19 +44,15 @@ opened = 0
 
 
 def usable(transport: Transport, url: httpx.URL) -> bool:
-    """Whether a GET of ``url`` may bypass ``transport``'s httpx client."""
-    client = transport.client
-    if not transport._plain or url.scheme != "http" or client.cookies:
-        return False
-    if client.auth is not None or any(client.event_hooks.values()):
+    """Whether a GET of ``url`` may bypass ``transport``'s httpx client: where its
+    requests already go straight to the connection pool (:attr:`Transport.direct`: a
+    client daisi-async made, no proxy, no cookie), over plain ``http``, on asyncio."""
+    if not transport.direct or url.scheme != "http":
         return False
     try:
-        if asyncio.current_task() is None:  # not on asyncio (trio, say)
-            return False
+        return asyncio.current_task() is not None  # not on trio, say
     except RuntimeError:
         return False
-    pick = getattr(client, "_transport_for_url", None)  # httpx's own choice: env proxies
-    return pick is not None and pick(url) is getattr(client, "_transport", None)
 
 
 @contextlib.contextmanager

@@ -60,8 +60,6 @@ class Transport:
         self.settings = settings
         self._owns_client = client is None
         self.client = client or plain_client(timeout=settings.timeout)
-        self._plain = client is None or client in _PLAIN
-        """Whether the client is one daisi-async made (nothing of a caller's in it)."""
         base = settings.base_url
         if client is not None and not settings.base_url and str(client.base_url):
             base = str(client.base_url).rstrip("/")
@@ -73,11 +71,18 @@ class Transport:
         self._timeout = self.client.timeout.as_dict()
         """The client's timeout as requests carry it (made once, not per request)."""
         self._urls: dict[Hashable, httpx.URL] = {}
-        self._direct = _direct_lane(self.client, self.api) if self._plain else None
+        plain = client is None or client in _PLAIN  # one daisi-async made: nothing of a caller's
+        self._direct = _direct_lane(self.client, self.api) if plain else None
         """The client's connection pool, when requests may go straight to it (see
         :meth:`_send_direct`); None to go through the client."""
         self.reached = False
         """Whether the server ever answered (until then, connection refused is final)."""
+
+    @property
+    def direct(self) -> bool:
+        """Whether requests go straight to the client's connection pool (see
+        :meth:`_send_direct`)."""
+        return self._direct is not None
 
     def _url(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.URL:
         """The parsed URL of ``path`` with ``params`` (parsed once: most are used again)."""
