@@ -8,9 +8,9 @@ is then read by a worker thread (:class:`~._socket_body.SocketBody`), with block
 ``recv_into`` calls: a large read (the data of a numpy array, say) lands straight in
 the object being unpickled, with no buffer and no copy between.
 
-It is used only when nothing else must see the bytes: the transport made its own
-client (no user client, mounts, hooks, auth or cookies), the URL is plain ``http``
-with no proxy for it, and the loop is asyncio. Otherwise, and for a reply that is not
+It is used only when nothing else must see the bytes: the transport's requests go
+straight to its connection pool (a client daisi-async made: no user client, mounts,
+hooks, auth, cookies or proxy), the URL is plain ``http``, and the loop is asyncio. Otherwise, and for a reply that is not
 a ``200`` with a ``Content-Length`` and no transfer or content encoding,
 :func:`open_get` returns None and the caller uses httpx. Failures are the httpx
 exceptions httpx would raise (``ConnectError``, ``ReadTimeout``, a short body as
