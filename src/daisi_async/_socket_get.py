@@ -10,12 +10,12 @@ the object being unpickled, with no buffer and no copy between.
 
 It is used only when nothing else must see the bytes: the transport's requests go
 straight to its connection pool (a client daisi-async made: no user client, mounts,
-hooks, auth, cookies or proxy), the URL is plain ``http``, and the loop is asyncio. Otherwise, and for a reply that is not
-a ``200`` with a ``Content-Length`` and no transfer or content encoding,
-:func:`open_get` returns None and the caller uses httpx. Failures are the httpx
-exceptions httpx would raise (``ConnectError``, ``ReadTimeout``, a short body as
-``RemoteProtocolError``: never a value), under the client's timeouts and the
-transport's retry policy. Cancelling shuts the socket down, which ends the thread's
+hooks, auth, cookies or proxy), the URL is plain ``http``, and the loop is asyncio.
+Otherwise, and for a reply that is not a ``200`` with a ``Content-Length`` and no
+transfer or content encoding, :func:`open_get` returns None and the caller uses httpx.
+Failures are the httpx exceptions httpx would raise (``ConnectError``, ``ReadTimeout``,
+a short body as ``RemoteProtocolError``: never a value), under the client's timeouts
+and the transport's retry policy. Cancelling shuts the socket down, which ends the thread's
 read at once; nothing is left open or running.
 """
 

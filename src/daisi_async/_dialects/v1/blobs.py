@@ -7,8 +7,9 @@ arrives (:mod:`..._stream_load`), its large buffers read straight into their obj
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dill
@@ -84,13 +85,8 @@ class Blobs:
             length = int(response.headers.get("content-length") or size or 0)
             is_json = response.headers.get("content-type", "").startswith("application/json")
             if not is_json and length >= STREAM_LOAD_MIN:
-                with stream_errors(response):
-                    try:
-                        return await load_stream(response.aiter_raw())
-                    except Exception as exc:
-                        if isinstance(exc, httpx.HTTPError):
-                            raise
-                        raise load_failure(exc, self.remote_versions) from exc
+                with stream_errors(response), self._unpickling():
+                    return await load_stream(response.aiter_raw())
             buf = bytearray(length)
             view = memoryview(buf)
             pos = 0
@@ -116,11 +112,18 @@ class Blobs:
             return json.loads(body.read())
         if body.length < STREAM_LOAD_MIN:
             return loads(memoryview(body.read()), remote=self.remote_versions)
-        try:
+        with self._unpickling():
             value = dill.Unpickler(body).load()
-        except Exception as exc:
-            if isinstance(exc, httpx.HTTPError):
-                raise
-            raise load_failure(exc, self.remote_versions) from exc
         body.finish()  # the whole body arrived, as announced
         return value
+
+    @contextlib.contextmanager
+    def _unpickling(self) -> Iterator[None]:
+        """Unpickling a download: a transfer error stays as it is, any other error is
+        the result's (:func:`load_failure`, with the versions if they differ)."""
+        try:
+            yield
+        except httpx.HTTPError:
+            raise
+        except Exception as exc:
+            raise load_failure(exc, self.remote_versions) from exc
