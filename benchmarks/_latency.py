@@ -2,7 +2,9 @@
 
 Raw httpx (the floor, a v1 call, the batch route), ``AsyncDaisi``, the sync facade, the
 original pydaisi client and a Dask ``LocalCluster``, in interleaved rounds (each round
-runs every variant, in a rotated order) against one runtime.
+runs every variant, in a rotated order) against one runtime; beside them, the same call
+on the reference server of :mod:`_essential` (the least a server of this design does),
+from raw httpx and from an ``httpx.AsyncClient``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from _common import LoopThread, percentile
+from _essential import essential_server
 
 from daisi_async import AsyncDaisi, Daisi
 from daisi_async.testing import LocalRuntime
@@ -46,13 +49,13 @@ def _timed(fn: Callable[[], Any], k: int, expected: Any) -> Timings:
     return times, errors
 
 
-async def _async_calls(d: AsyncDaisi, k: int) -> Timings:
+async def _async_timed(fn: Callable[[], Awaitable[Any]], k: int, expected: Any) -> Timings:
     times: list[float] = []
     errors = 0
     for _ in range(k):
         t0 = time.perf_counter()
         try:
-            ok = await d.compute(1, 2) == 3
+            ok = await fn() == expected
         except Exception:
             ok = False
         times.append(time.perf_counter() - t0)
@@ -103,12 +106,26 @@ def scenario_latency(
         stack.callback(lambda: loop.run(ad.aclose()))
         sd = stack.enter_context(Daisi("Add Two Numbers", base_url=url))
 
+        reference = stack.enter_context(essential_server())
+        ref = stack.enter_context(httpx.Client(base_url=reference, timeout=60))
+
+        def essential() -> Any:
+            return ref.post("/run", json=COMPUTE_BODY).json()["result"]["value"]
+
+        aref = httpx.AsyncClient(base_url=reference, timeout=60)
+        stack.callback(lambda: loop.run(aref.aclose()))
+
+        async def essential_async() -> Any:
+            return (await aref.post("/run", json=COMPUTE_BODY)).json()["result"]["value"]
+
         variants: dict[str, Callable[[int], Timings]] = {
             "floor": lambda k: _timed(floor, k, 200),
             "raw_v1": lambda k: _timed(raw_v1, k, 3),
             "raw_batch": lambda k: _timed(raw_batch, k, 3),
-            "async": lambda k: loop.run(_async_calls(ad, k)),
+            "async": lambda k: loop.run(_async_timed(lambda: ad.compute(1, 2), k, 3)),
             "sync": lambda k: _timed(lambda: sd.compute(1, 2).value, k, 3),
+            "essential": lambda k: _timed(essential, k, 3),
+            "essential_async": lambda k: loop.run(_async_timed(essential_async, k, 3)),
         }
         try:
             import pydaisi

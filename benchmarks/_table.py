@@ -87,6 +87,33 @@ RATIOS = [
     ("1 ratio sync / async", "sync", "async", 1.2, True),
 ]
 
+# The same ratios for the reference server of ``_essential.py``: what the targets above
+# ask of a server that does nothing but the essential steps. (label, numerator, target)
+REFERENCE_RATIOS = [
+    ("1 reference: minimal server, raw httpx / raw floor", "essential", "raw v1 <= 1.5x"),
+    (
+        "1 reference: minimal server, httpx.AsyncClient / raw floor",
+        "essential_async",
+        "async <= 2x",
+    ),
+    ("1 raw v1 ?wait / minimal server, raw httpx (our server's cost)", "raw_v1", None),
+]
+
+
+def _reference_rows(lat: dict[str, Any]) -> list[Row]:
+    """The reference server's calls over the floor (the targets' bounds beside them, for
+    reading; they judge nothing), and our v1 call over the reference's."""
+    rows: list[Row] = []
+    if "essential" not in lat:
+        return rows
+    for label, name, bound in REFERENCE_RATIOS:
+        base = "floor" if bound else "essential"
+        if name in lat and base in lat:
+            value = lat[name]["p50"] / lat[base]["p50"]
+            note = f"  (the target on ours: {bound})" if bound else ""
+            rows.append(Row(label, f"{value:.2f}x (p50 / p50){note}"))
+    return rows
+
 
 def build_rows(res: dict[str, Any]) -> list[Row]:
     """The final table: absolute numbers, then the §6 ratios and targets."""
@@ -101,6 +128,8 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
             "sync": "1 sync facade d.compute(1, 2).value",
             "pydaisi": "1 pydaisi .compute(1, 2).value",
             "dask": "1 Dask submit(add, 1, 2).result()",
+            "essential": "1 minimal reference server POST /run, raw httpx",
+            "essential_async": "1 minimal reference server POST /run, httpx.AsyncClient",
         }
         for name, label in labels.items():
             if name in lat:
@@ -114,6 +143,7 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
                 target = f"{'<=' if upper else '>='} {bound:g}x"
                 ok = value <= bound if upper else value >= bound
                 rows.append(Row(label, f"{value:.2f}x (p50 / p50)", target, ok))
+        rows += _reference_rows(lat)
     for i, run in enumerate(res.get("throughput", []), 1):
         bad = run["exceptions"] + run["wrong"]
         text = f"{run['per_s']:,.0f}/s  ({run['n']:,} in {run['seconds']:.2f} s, {bad} errors)"

@@ -61,7 +61,10 @@ def test_every_scenario_has_rows_in_the_table(results: dict[str, Any]) -> None:
 
 def test_trivial_call_variants_all_answer_right(results: dict[str, Any]) -> None:
     latency = results["latency"]
-    assert set(latency) == {"floor", "raw_v1", "raw_batch", "async", "sync", "pydaisi", "dask"}
+    assert set(latency) == {
+        "floor", "raw_v1", "raw_batch", "async", "sync", "pydaisi", "dask",
+        "essential", "essential_async",
+    }  # fmt: skip
     for name, v in latency.items():
         assert v["errors"] == 0, name
         assert v["n"] > 0 and _finite(v["p50"]) and v["p50"] > 0, name
