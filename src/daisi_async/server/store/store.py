@@ -20,6 +20,7 @@ from typing import Any
 
 from ..._wire import INTERRUPTED, ExecutionStatus
 from .blobs import BlobFiles, BlobMethods
+from .checkpoints import Checkpointer
 from .errors import StorageError, storable, storable_text
 from .idempotency import IdempotencyMismatch
 from .ids import new_id
@@ -61,10 +62,12 @@ class Store(BlobMethods, Queries, Listeners):
         # keys of creations not yet committed -> (execution id, request fingerprint)
         self._idempotency: dict[tuple[str, str], tuple[str, str | None]] = {}
         self._data_failed: set[str] = set()
+        self._checkpointer: Checkpointer | None = None
         self._writer = GroupWriter(
             lambda: self.db,
             on_data_error=self._data_error,
             on_storage_error=self._storage_error,
+            on_commit=self._committed,
         )
         self.on_lost: Callable[[ExecutionRecord], None] | None = None
         """Called when an execution's creation will never be committed (the engine
@@ -79,19 +82,24 @@ class Store(BlobMethods, Queries, Listeners):
         self._lock = StoreLock.acquire(self.root)
         try:
             self.files.folder.mkdir(exist_ok=True)
-            db = open_database(self.root / "daisi.sqlite3", synchronous=self.synchronous)
+            path = self.root / "daisi.sqlite3"
+            db = open_database(path, synchronous=self.synchronous, checkpoints_elsewhere=True)
         except BaseException:
             self._lock.release()
             self._lock = None
             raise
         self._db = db
+        self._checkpointer = Checkpointer(path)
 
     def close(self) -> None:
         """Commit what can be committed, close, and release the lock."""
         if self._db is not None:
             self._writer.flush()
             self._writer.close()
-            self._db.close()
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
+            self._db.close()  # the last connection: it checkpoints and removes the WAL
             self._db = None
         if self._lock is not None:
             self._lock.release()
@@ -144,6 +152,10 @@ class Store(BlobMethods, Queries, Listeners):
     def flush(self) -> None:
         """Commit every queued change now (outside the event loop, or at shutdown)."""
         self._writer.flush()
+
+    def _committed(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def saved(self, rec: ExecutionRecord) -> bool:
         """After :meth:`commit`: whether ``rec``'s creation was stored."""

@@ -74,8 +74,10 @@ class GroupWriter:
         *,
         on_data_error: Callable[[str, BaseException], None],
         on_storage_error: Callable[[Iterable[Op], StorageError], None],
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
+        self._on_commit = on_commit
         self._on_data_error = on_data_error
         self._on_storage_error = on_storage_error
         self._batch = _Batch()
@@ -163,6 +165,8 @@ class GroupWriter:
                 self._shed = 0
         self.failure = None
         self._delay = RETRY_FIRST
+        if self._on_commit is not None:
+            self._on_commit()
         for op in committed:
             if op.apply is not None:
                 try:
