@@ -32,7 +32,6 @@ from .store import (
     IdempotencyMismatch,
     StorageError,
     Store,
-    request_fingerprint,
     valid_key,
 )
 from .waits import Waits
@@ -231,10 +230,9 @@ class Runtime(Waits):
         Call :meth:`Store.commit` before answering: then the execution is durable.
         """
         scope = (user or "", idempotency_key) if idempotency_key else None
-        fingerprint = request_fingerprint(spec.id, endpoint, args) if scope else None
         if scope is not None:
             try:
-                earlier = self.store.idempotent(*scope, fingerprint)
+                earlier = self.store.idempotent(*scope, (spec.id, endpoint, args))
             except IdempotencyMismatch as exc:
                 raise ApiError(
                     409,
@@ -251,7 +249,6 @@ class Runtime(Waits):
             args=args,
             eid=eid,
             idempotency=scope,
-            fingerprint=fingerprint,
         )
         self._schedule(rec)
         return rec, True

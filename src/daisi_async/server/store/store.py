@@ -22,7 +22,7 @@ from ..._wire import INTERRUPTED, ExecutionStatus
 from .blobs import BlobFiles, BlobMethods
 from .checkpoints import Checkpointer
 from .errors import StorageError, storable, storable_text
-from .idempotency import IdempotencyMismatch
+from .idempotency import IdempotencyMismatch, request_fingerprint
 from .ids import new_id
 from .listeners import Listener, Listeners
 from .lock import StoreLock
@@ -59,7 +59,7 @@ class Store(BlobMethods, Queries, Listeners):
         self._unsaved: dict[str, ExecutionRecord] = {}  # created, creation not committed
         self._creating: dict[str, Op] = {}  # the ops of those creations, while queued
         Listeners.__init__(self)
-        # keys of creations not yet committed -> (execution id, request fingerprint)
+        # keys of creations not yet committed -> (execution id, "": see idempotent())
         self._idempotency: dict[tuple[str, str], tuple[str, str | None]] = {}
         self._data_failed: set[str] = set()
         self._checkpointer: Checkpointer | None = None
@@ -200,12 +200,11 @@ class Store(BlobMethods, Queries, Listeners):
         args: dict[str, dict[str, Any]],
         eid: str | None = None,
         idempotency: tuple[str, str] | None = None,
-        fingerprint: str | None = None,
     ) -> ExecutionRecord:
         """Record a new QUEUED execution (durable after :meth:`commit`).
 
-        ``idempotency`` is ``(scope, key)``; ``fingerprint`` (see
-        :func:`request_fingerprint`) is kept with it for :meth:`idempotent`.
+        ``idempotency`` is ``(scope, key)``: :meth:`idempotent` finds the execution by
+        it (and checks a request that comes again against this one's).
         """
         now = time.time()
         rec = ExecutionRecord(
@@ -236,11 +235,11 @@ class Store(BlobMethods, Queries, Listeners):
             (INSERT_EVENT, (rec.id, 1, "status", None, rec.status.value, now)),
         ]
         if idempotency is not None:
-            self._idempotency[idempotency] = (rec.id, fingerprint)
+            self._idempotency[idempotency] = (rec.id, "")
             statements.append(
                 (
                     "INSERT INTO idempotency (scope, key, eid, fingerprint) VALUES (?, ?, ?, ?)",
-                    (idempotency[0], idempotency[1], rec.id, fingerprint),
+                    (idempotency[0], idempotency[1], rec.id, ""),
                 )
             )
 
@@ -308,12 +307,16 @@ class Store(BlobMethods, Queries, Listeners):
         return rec
 
     def idempotent(
-        self, scope: str, key: str, fingerprint: str | None = None
+        self, scope: str, key: str, request: tuple[str, str, dict[str, Any]] | None = None
     ) -> ExecutionRecord | None:
         """The execution created earlier with this idempotency key, if any.
 
-        Raises :class:`IdempotencyMismatch` when both that request and this one have a
-        fingerprint and they differ (keys stored without one match any request).
+        Raises :class:`IdempotencyMismatch` when ``request`` (``(daisi_id, endpoint,
+        args)``) is not the request that made it. The fingerprints of both (see
+        :func:`~.idempotency.request_fingerprint`) are worked out only here, when a key
+        comes back: a key's row keeps ``""`` for "the fingerprint of its execution's own
+        request", or the fingerprint itself (stores of earlier versions); keys stored
+        before fingerprints were kept (NULL) match any request.
         """
         found = self._idempotency.get((scope, key))
         if found is not None:  # created, not yet committed: the same record
@@ -328,8 +331,11 @@ class Store(BlobMethods, Queries, Listeners):
                 return None
             eid, earlier = row
             rec = self.get(eid)
-        if fingerprint is not None and earlier is not None and earlier != fingerprint:
-            raise IdempotencyMismatch(eid)
+        if request is not None and earlier is not None and rec is not None:
+            if not earlier:
+                earlier = request_fingerprint(rec.daisi_id, rec.endpoint, rec.args)
+            if earlier != request_fingerprint(*request):
+                raise IdempotencyMismatch(eid)
         return rec
 
     def _cache(self, rec: ExecutionRecord) -> None:
