@@ -1,4 +1,10 @@
-"""Idempotency keys: the same key with the same request is the same execution."""
+"""Idempotency keys: the same key with the same request is the same execution.
+
+A key's row keeps ``""`` as its fingerprint: "the fingerprint of its execution's own
+request", worked out only if the key comes back (:func:`check_request`), so a
+submission hashes nothing. Rows of earlier versions keep the fingerprint itself, or
+NULL (made before fingerprints were kept: such a key matches any request).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,10 @@ import hashlib
 import json
 from typing import Any
 
-__all__ = ["IdempotencyMismatch", "request_fingerprint"]
+__all__ = ["IdempotencyMismatch", "check_request", "request_fingerprint"]
+
+Request = tuple[str, str, dict[str, Any]]
+"""``(daisi_id, endpoint, args)``."""
 
 
 class IdempotencyMismatch(Exception):
@@ -29,3 +38,17 @@ def request_fingerprint(daisi_id: str, endpoint: str, args: dict[str, dict[str, 
 
 
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
+
+
+def check_request(kept: str | None, earlier: Request, request: Request, eid: str) -> None:
+    """Raise :class:`IdempotencyMismatch` unless ``request`` is the ``earlier`` one that
+    made execution ``eid``; ``kept`` is the fingerprint kept with the key (see the
+    module docstring).
+
+    Example:
+        >>> check_request("", ("d", "f", {"a": {"value": 1}}), ("d", "f", {"a": {"value": 1}}), "x")
+    """
+    if kept is None:
+        return
+    if request_fingerprint(*request) != (kept or request_fingerprint(*earlier)):
+        raise IdempotencyMismatch(eid)

@@ -22,7 +22,7 @@ from ..._wire import INTERRUPTED, ExecutionStatus
 from .blobs import BlobFiles, BlobMethods
 from .checkpoints import Checkpointer
 from .errors import StorageError, storable, storable_text
-from .idempotency import IdempotencyMismatch, request_fingerprint
+from .idempotency import check_request
 from .ids import new_id
 from .listeners import Listener, Listeners
 from .lock import StoreLock
@@ -59,8 +59,7 @@ class Store(BlobMethods, Queries, Listeners):
         self._unsaved: dict[str, ExecutionRecord] = {}  # created, creation not committed
         self._creating: dict[str, Op] = {}  # the ops of those creations, while queued
         Listeners.__init__(self)
-        # keys of creations not yet committed -> (execution id, "": see idempotent())
-        self._idempotency: dict[tuple[str, str], tuple[str, str | None]] = {}
+        self._idempotency: dict[tuple[str, str], str] = {}  # uncommitted creations' keys -> id
         self._data_failed: set[str] = set()
         self._checkpointer: Checkpointer | None = None
         self._writer = GroupWriter(
@@ -235,7 +234,7 @@ class Store(BlobMethods, Queries, Listeners):
             (INSERT_EVENT, (rec.id, 1, "status", None, rec.status.value, now)),
         ]
         if idempotency is not None:
-            self._idempotency[idempotency] = (rec.id, "")
+            self._idempotency[idempotency] = rec.id
             statements.append(
                 (
                     "INSERT INTO idempotency (scope, key, eid, fingerprint) VALUES (?, ?, ?, ?)",
@@ -312,15 +311,10 @@ class Store(BlobMethods, Queries, Listeners):
         """The execution created earlier with this idempotency key, if any.
 
         Raises :class:`IdempotencyMismatch` when ``request`` (``(daisi_id, endpoint,
-        args)``) is not the request that made it. The fingerprints of both (see
-        :func:`~.idempotency.request_fingerprint`) are worked out only here, when a key
-        comes back: a key's row keeps ``""`` for "the fingerprint of its execution's own
-        request", or the fingerprint itself (stores of earlier versions); keys stored
-        before fingerprints were kept (NULL) match any request.
+        args)``) is not the one that made it (see :func:`~.idempotency.check_request`).
         """
-        found = self._idempotency.get((scope, key))
-        if found is not None:  # created, not yet committed: the same record
-            eid, earlier = found
+        kept: str | None = ""  # (a key kept bare: see check_request)
+        if (eid := self._idempotency.get((scope, key))) is not None:  # not yet committed
             rec = self._records.get(eid)
         else:
             row = self.db.execute(
@@ -329,13 +323,10 @@ class Store(BlobMethods, Queries, Listeners):
             ).fetchone()
             if row is None:
                 return None
-            eid, earlier = row
+            eid, kept = row
             rec = self.get(eid)
-        if request is not None and earlier is not None and rec is not None:
-            if not earlier:
-                earlier = request_fingerprint(rec.daisi_id, rec.endpoint, rec.args)
-            if earlier != request_fingerprint(*request):
-                raise IdempotencyMismatch(eid)
+        if request is not None and rec is not None:
+            check_request(kept, (rec.daisi_id, rec.endpoint, rec.args), request, eid)
         return rec
 
     def _cache(self, rec: ExecutionRecord) -> None:
