@@ -232,6 +232,8 @@ async def test_timeouts_are_retried(runtime: LocalRuntime, proxy: FaultProxy) ->
 
 
 # -- streams dropped half-way -------------------------------------------------------------
+# (An explicit start() goes out on the batch stream; awaited at once, a lone call would
+# take the one-execution route: tests/test_submit.py.)
 async def test_submit_stream_dropped_after_submitted_line(
     runtime: LocalRuntime, proxy: FaultProxy
 ) -> None:
@@ -241,7 +243,9 @@ async def test_submit_stream_dropped_after_submitted_line(
     before = executions(runtime)
     with anyio.fail_after(20):
         async with client(proxy.url, "Live Logging") as d:
-            assert await d.live_log_test(1, 2, delay=0.5) == 3
+            ex = d.live_log_test(1, 2, delay=0.5)
+            await ex.start()
+            assert await ex == 3
     assert executions(runtime) == before + 1
     assert proxy.count("POST", path_regex=SUBMIT) == 1
     assert proxy.count("POST", WAIT) >= 2
@@ -256,7 +260,9 @@ async def test_submit_stream_dropped_inside_submitted_line(
     before = executions(runtime)
     with anyio.fail_after(20):
         async with client(proxy.url) as d:
-            assert await d.compute(5, 6) == 11
+            ex = d.compute(5, 6)
+            await ex.start()
+            assert await ex == 11
     assert executions(runtime) == before + 1
     submits = proxy.matching("POST", path_regex=SUBMIT)
     assert len(submits) == 2 and keys(submits[0]) == keys(submits[1])
@@ -268,7 +274,9 @@ async def test_wait_stream_retries_503(runtime: LocalRuntime, proxy: FaultProxy)
     before = executions(runtime)
     with anyio.fail_after(20):
         async with client(proxy.url) as d:
-            assert await d.compute(4, 5) == 9
+            ex = d.compute(4, 5)
+            await ex.start()
+            assert await ex == 9
     assert executions(runtime) == before + 1
     assert [e.forwarded for e in proxy.matching("POST", WAIT)][:3] == [False, False, True]
 

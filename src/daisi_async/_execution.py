@@ -122,6 +122,10 @@ class AsyncDaisiExecution:
             >>> eid == ex.id == await ex.start()
             True
         """
+        return await self._start()
+
+    async def _start(self, *, linger: bool = False) -> str:
+        """:meth:`start`; ``linger``: the end is awaited next (see ``Dialect.submit``)."""
         if self.id is not None:
             return self.id
         if self._starting is not None:
@@ -138,7 +142,12 @@ class AsyncDaisiExecution:
             # Interrupted submissions are safe to repeat: the key makes the server
             # return the execution it created the first time.
             state = await dialect.submit(
-                self._session.daisi_id, self.endpoint, args, self._key, order=self._order
+                self._session.daisi_id,
+                self.endpoint,
+                args,
+                self._key,
+                order=self._order,
+                linger=linger,
             )
             self._result_slot = dialect.result_slot(state.id)
         except BaseException as exc:
@@ -221,7 +230,7 @@ class AsyncDaisiExecution:
         return (await self._final_state()).status
 
     async def _final_state(self) -> RemoteState:
-        await self.start()
+        await self._start(linger=True)
         if self._state is not None and self._state.status.is_terminal:
             return self._state
         assert self.id is not None

@@ -198,12 +198,21 @@ class Dialect(abc.ABC):
     # -- executions -------------------------------------------------------------------------
     @abc.abstractmethod
     async def submit(
-        self, daisi_id: str, endpoint: str, args: Mapping[str, Any], key: str, *, order: int = 0
+        self,
+        daisi_id: str,
+        endpoint: str,
+        args: Mapping[str, Any],
+        key: str,
+        *,
+        order: int = 0,
+        linger: bool = False,
     ) -> RemoteState:
         """Create an execution (``key`` makes retries safe where supported).
 
         Submissions issued together are sent in ``order`` (the handles' creation order),
-        whatever order the tasks that issue them happen to run in.
+        whatever order the tasks that issue them happen to run in. ``linger``: the
+        caller waits for the end next, so the reply may come a moment later with the
+        end in it, where the dialect can do that.
         """
 
     def result_slot(self, eid: str) -> Slot[RemoteState]:

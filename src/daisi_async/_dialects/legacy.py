@@ -166,7 +166,14 @@ class LegacyDialect(Dialect):
 
     @replies
     async def submit(
-        self, daisi_id: str, endpoint: str, args: Mapping[str, Any], key: str, *, order: int = 0
+        self,
+        daisi_id: str,
+        endpoint: str,
+        args: Mapping[str, Any],
+        key: str,
+        *,
+        order: int = 0,
+        linger: bool = False,
     ) -> RemoteState:
         body = await self.encode(args)
         r = await self.request(

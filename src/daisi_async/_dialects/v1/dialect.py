@@ -55,10 +55,17 @@ class V1Dialect(Dialect):
     # -- executions ----------------------------------------------------------------------
     @replies
     async def submit(
-        self, daisi_id: str, endpoint: str, args: Mapping[str, Any], key: str, *, order: int = 0
+        self,
+        daisi_id: str,
+        endpoint: str,
+        args: Mapping[str, Any],
+        key: str,
+        *,
+        order: int = 0,
+        linger: bool = False,
     ) -> RemoteState:
         arguments = await self.blobs.encode(args)
-        return await self.submitter.submit(daisi_id, endpoint, arguments, key, order)
+        return await self.submitter.submit(daisi_id, endpoint, arguments, key, order, linger=linger)
 
     def result_slot(self, eid: str) -> Slot[RemoteState]:
         return self.waiter.slot(eid)
