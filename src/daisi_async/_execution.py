@@ -198,6 +198,7 @@ class AsyncDaisiExecution:
                 raise self._late(seconds)
             return await self._result()
         with anyio.move_on_after(seconds) as scope:
+            await self.start()  # acknowledged at once: a late end names its execution
             return await self._result()
         if scope.cancelled_caught:
             raise self._late(seconds)

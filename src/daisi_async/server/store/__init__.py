@@ -5,7 +5,7 @@
 * :mod:`.records` — what is kept (:class:`ExecutionRecord`, :class:`Event`, :class:`Blob`);
 * :mod:`.schema` — the tables; :mod:`.queries` — reads of what is committed;
 * :mod:`.blobs` — blob files and blob rows; :mod:`.lock` — one server per store;
-* :mod:`.idempotency` — request fingerprints; :mod:`.checkpoints` — WAL checkpoints
+* :mod:`.idempotency` — lookups by idempotency key; :mod:`.checkpoints` — WAL checkpoints
   on a thread of their own;
 * :mod:`.errors` — :class:`StorageError` and text made storable.
 """

@@ -22,7 +22,7 @@ from ..._wire import INTERRUPTED, ExecutionStatus
 from .blobs import BlobFiles, BlobMethods
 from .checkpoints import Checkpointer
 from .errors import StorageError, storable, storable_text
-from .idempotency import check_request
+from .idempotency import IdempotencyMethods
 from .ids import new_id
 from .listeners import Listener, Listeners
 from .lock import StoreLock
@@ -41,7 +41,7 @@ _INSERT_EXECUTION = (
 _CACHE_TERMINAL = 50_000
 
 
-class Store(BlobMethods, Queries, Listeners):
+class Store(BlobMethods, Queries, IdempotencyMethods, Listeners):
     """The runtime's durable state under one directory (one server per directory).
 
     Example:
@@ -303,30 +303,6 @@ class Store(BlobMethods, Queries, Listeners):
             seq=row[13],
         )
         self._cache(rec)
-        return rec
-
-    def idempotent(
-        self, scope: str, key: str, request: tuple[str, str, dict[str, Any]] | None = None
-    ) -> ExecutionRecord | None:
-        """The execution created earlier with this idempotency key, if any.
-
-        Raises :class:`IdempotencyMismatch` when ``request`` (``(daisi_id, endpoint,
-        args)``) is not the one that made it (see :func:`~.idempotency.check_request`).
-        """
-        kept: str | None = ""  # (a key kept bare: see check_request)
-        if (eid := self._idempotency.get((scope, key))) is not None:  # not yet committed
-            rec = self._records.get(eid)
-        else:
-            row = self.db.execute(
-                "SELECT eid, fingerprint FROM idempotency WHERE scope = ? AND key = ?",
-                (scope, key),
-            ).fetchone()
-            if row is None:
-                return None
-            eid, kept = row
-            rec = self.get(eid)
-        if request is not None and rec is not None:
-            check_request(kept, (rec.daisi_id, rec.endpoint, rec.args), request, eid)
         return rec
 
     def _cache(self, rec: ExecutionRecord) -> None:
