@@ -79,7 +79,6 @@ async def test_result_timeout_leaves_the_run_going(echo_runtime: LocalRuntime) -
         with pytest.raises(DaisiTimeoutError) as info:
             await ex.result(timeout=0.1)
         assert isinstance(info.value, TimeoutError)
-        assert ex.id is not None and ex.id in str(info.value)  # it was submitted
         assert await ex.result(timeout=30) == 0.8
 
 
