@@ -320,7 +320,7 @@ class Runtime(Waits):
             endpoint=rec.endpoint,
             args=job_args,
             timeout=spec.timeout or self.config.timeout,
-            result_path=str(self.store.blob_path(result_key)),
+            result_path=self.store.blob_path(result_key),
             inline_limit=INLINE_RESULT_BYTES,
         )
         if rec.latest.is_terminal:

@@ -43,6 +43,7 @@ from .store import Event, ExecutionRecord
 
 if TYPE_CHECKING:
     from .engine import Runtime
+    from .registry import DaisiSpec
 
 __all__ = ["PRIVATE_LABEL", "Metrics", "MetricsMiddleware", "worker_counts"]
 
@@ -97,6 +98,7 @@ class Metrics:
         )
         self.registry.register(_LiveCollector(self))
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._labels: dict[str, tuple[DaisiSpec, str]] = {}
         self._remove = rt.store.listen_all(self._on_event)
 
     def child(self, family: Counter | Histogram, *values: str) -> Any:
@@ -117,7 +119,13 @@ class Metrics:
         spec = self.rt.registry.get(daisi_id)
         if spec is None:
             return daisi_id  # no longer served: its id names nothing secret
-        return spec.full_name if spec.public else PRIVATE_LABEL
+        known = self._labels.get(daisi_id)
+        if known is None or known[0] is not spec:  # (a reload makes a new spec)
+            known = self._labels[daisi_id] = (
+                spec,
+                spec.full_name if spec.public else PRIVATE_LABEL,
+            )
+        return known[1]
 
     def _on_event(self, rec: ExecutionRecord, ev: Event | None) -> None:
         if ev is None or ev.kind != "status":

@@ -59,12 +59,17 @@ class BlobFiles:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._prefix = os.path.join(folder, "")
 
     def path(self, key: str) -> Path:
         """Where the file of a large blob lives."""
+        return Path(self.path_text(key))
+
+    def path_text(self, key: str) -> str:
+        """:meth:`path` as text (what a job names; no ``Path`` made per execution)."""
         if not valid_key(key):
             raise ValueError(f"invalid key {key!r}")
-        return self.folder / key
+        return self._prefix + key
 
     def write(self, key: str, data: bytes) -> Path:
         """Write a whole blob file; :class:`StorageError` if the disk refuses."""
@@ -139,9 +144,9 @@ class BlobMethods:
     def db(self) -> sqlite3.Connection:  # provided by the store
         raise NotImplementedError
 
-    def blob_path(self, key: str) -> Path:
+    def blob_path(self, key: str) -> str:
         """Where the file of a large blob lives."""
-        return self.files.path(key)
+        return self.files.path_text(key)
 
     def result_blob(self, key: str, data: bytes) -> tuple[str, bytes | Path, int]:
         """A result held in memory, as :meth:`finish` takes it (large ones go to a file)."""
