@@ -20,6 +20,7 @@ import pytest
 from tests.server.conftest import EXAMPLES
 from tests.support.v1_calls import wait as wait_for
 
+from daisi_async.server.routes_v1 import BATCH_SLICE
 from daisi_async.testing import LocalRuntime
 
 
@@ -488,6 +489,24 @@ def test_batch_with_wait_streams_ndjson(client: httpx.Client, ids: dict[str, str
     assert [by_id[e]["result"]["value"] for e in created[:5]] == [0, 2, 4, 6, 8]
     assert by_id[created[5]]["status"] == "FAILED"
     assert by_id[created[5]]["error"]["message"] == "x"
+
+
+def test_a_large_batch_starts_running_before_it_is_all_recorded(
+    client: httpx.Client, ids: dict[str, str]
+) -> None:
+    warm = submit(client, ids["add"], "compute", values(firstNumber=0, secondNumber=0), wait=60)
+    assert warm["status"] == "FINISHED"  # a worker is warm and idle now
+    n = 3 * BATCH_SLICE
+    args = [values(firstNumber=i, secondNumber=1) for i in range(n)]
+    items = [{"daisi_id": ids["add"], "endpoint": "compute", "arguments": a} for a in args]
+    r = client.post("/v1/executions", json={"executions": items})
+    assert r.status_code == 200, r.text
+    made = [x["execution"] for x in r.json()["results"]]
+    done = [wait_for(client, x["id"]) for x in made]
+    assert [d["result"]["value"] for d in done] == [i + 1 for i in range(n)]
+    # Workers took the first slice's executions while later slices were being recorded.
+    first_start = min(d["started_at"] for d in done[:BATCH_SLICE])
+    assert first_start < made[-1]["created_at"]
 
 
 def test_batch_with_wait_reports_pending_at_timeout(
