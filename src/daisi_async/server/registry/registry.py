@@ -44,7 +44,8 @@ class Registry:
 
     def get(self, daisi_id: str) -> DaisiSpec | None:
         """The Daisi with this id (a UUID string, any case), or None."""
-        return self._by_id.get(daisi_id.strip().lower())
+        found = self._by_id.get(daisi_id)  # as the server itself spells it: the usual case
+        return found if found is not None else self._by_id.get(daisi_id.strip().lower())
 
     def find(self, name_or_id: str) -> DaisiSpec | None:
         """The Daisi called ``name_or_id`` (an id, ``owner/name`` or ``name``), or None."""
