@@ -15,6 +15,7 @@ import uvicorn
 
 from .app import create_app
 from .engine import RuntimeConfig
+from .gctuning import tune_gc
 from .header_timeout import protocol_class
 from .store import Store
 from .summary import startup_summary
@@ -150,6 +151,7 @@ def run(
     ``loop``: the event loop, ``"auto"`` (uvloop when installed), ``"asyncio"`` or
     ``"uvloop"`` (:class:`ImportError` when it is not installed).
     """
+    tune_gc()  # this process only serves: see gctuning
     coro = serve(
         config,
         host=host,
