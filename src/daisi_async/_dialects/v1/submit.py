@@ -9,7 +9,7 @@ what it created the first time.
 A submission alone in its turn whose caller waits for the end next (``await
 d.compute(1, 2)``) goes out as the one-execution request instead, ``POST
 /v1/daisies/{id}/executions?wait=``:data:`LINGER` (same idempotency key): a quick call
-then ends in that one reply, with no stream to open and read (a sequential call -15%);
+then ends in that one reply, with no stream to open and read (a sequential call -12%);
 a longer one is answered after :data:`LINGER` seconds and waited for as usual.
 """
 

@@ -9,11 +9,12 @@ microseconds (a one-execution commit: p99 0.8 ms with them, 0.45 ms without; mea
 
 Here the store's connection checkpoints only as a backstop (:data:`BACKSTOP_PAGES`:
 should this thread fall far behind), and a daemon thread with a connection of its own
-runs ``PRAGMA wal_checkpoint(PASSIVE)`` every :data:`EVERY_COMMITS` commits and after
-:data:`IDLE_SECONDS` without one. A passive checkpoint never blocks a writer (WAL lets
-both run at once) and SQLite does its work with the GIL released, so it costs the
-loop nothing. Durability does not change: a commit is as durable as before the moment
-it returns; a checkpoint only moves what is already in the WAL.
+runs ``PRAGMA wal_checkpoint(PASSIVE)`` every :data:`EVERY_COMMITS` commits, and at
+most :data:`IDLE_SECONDS` after any commit the last checkpoint did not cover. A passive
+checkpoint never blocks a writer (WAL lets both run at once) and SQLite does its work
+with the GIL released, so it costs the loop nothing. Durability does not change: a
+commit is as durable as before the moment it returns; a checkpoint only moves what is
+already in the WAL.
 
 Example:
     >>> cp = Checkpointer(Path(".daisi/daisi.sqlite3"))  # doctest: +SKIP
@@ -35,7 +36,7 @@ _log = logging.getLogger("daisi_async.server.store")
 EVERY_COMMITS = 200
 """Commits between two checkpoints (a commit of one execution adds about 4 pages)."""
 IDLE_SECONDS = 1.0
-"""A checkpoint also runs this long after the last commit, if any came since the last."""
+"""How often the thread looks for commits since its last checkpoint (and then runs one)."""
 BACKSTOP_PAGES = 20_000
 """The WAL size (pages) at which the store's own connection checkpoints after all."""
 
