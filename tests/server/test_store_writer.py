@@ -87,3 +87,26 @@ def test_failing_storage_answers_keeps_progress_and_resumes(db: sqlite3.Connecti
     assert seen == ["a1"]
     assert rows(db) == [("a", 1)]
     assert writer.failure is None
+
+
+@pytest.mark.parametrize(("window", "commits"), [(0.0, 5), (0.5, 1)])
+def test_a_commit_window_gathers_the_changes_of_many_loop_turns(
+    db: sqlite3.Connection, window: float, commits: int
+) -> None:
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    seen: list[str] = []
+    writer = GroupWriter(lambda: db, on_data_error=lambda e, x: None,
+                         on_storage_error=lambda ops, err: None)  # fmt: skip
+    writer.window = lambda: window
+
+    async def main() -> None:
+        for n in range(5):  # one change every few turns of the loop
+            writer.add(insert("a", n, seen))
+            for _ in range(3):
+                await asyncio.sleep(0)
+        await writer.commit()
+
+    asyncio.run(main())
+    assert statements.count("COMMIT") == commits
+    assert rows(db) == [("a", n) for n in range(5)] and seen == [f"a{n}" for n in range(5)]

@@ -152,6 +152,11 @@ class Store(BlobMethods, Queries, IdempotencyMethods, Listeners):
         """Commit every queued change now (outside the event loop, or at shutdown)."""
         self._writer.flush()
 
+    def group_commits(self, window: Callable[[], float]) -> None:
+        """Ask ``window()`` how long to gather changes before each commit (see
+        :attr:`.writer.GroupWriter.window`)."""
+        self._writer.window = window
+
     def _committed(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.committed()

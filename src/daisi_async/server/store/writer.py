@@ -87,6 +87,9 @@ class GroupWriter:
         self._shed = 0
         self.failure: StorageError | None = None
         """The storage error of the last failed commit, until a commit succeeds."""
+        self.window: Callable[[], float] | None = None
+        """Seconds to gather ops before committing them (asked as each group starts);
+        ``None`` or 0: the turn after next. The engine widens it under fan-out."""
 
     @property
     def pending(self) -> int:
@@ -116,6 +119,10 @@ class GroupWriter:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (startup, shutdown): write through
             self.flush()
+            return
+        window = self.window() if self.window is not None else 0.0
+        if window > 0:  # many executions in flight: fewer, larger commits
+            loop.call_later(window, self.flush)
             return
         # The turn after next: what this turn set going (an execution's run, whose
         # worker may take it at once) adds its changes to the same transaction.
