@@ -3,9 +3,10 @@
 * :mod:`.store` — :class:`Store`, the one object the engine and routes use;
 * :mod:`.writer` — grouped commits that isolate bad data and survive a failing disk;
 * :mod:`.records` — what is kept (:class:`ExecutionRecord`, :class:`Event`, :class:`Blob`);
-* :mod:`.schema` — the tables; :mod:`.queries` — reads of what is committed;
+* :mod:`.schema` — the tables; :mod:`.queries` — reads of what is committed, and
+  executions by idempotency key;
 * :mod:`.blobs` — blob files and blob rows; :mod:`.lock` — one server per store;
-* :mod:`.idempotency` — lookups by idempotency key; :mod:`.checkpoints` — WAL checkpoints
+* :mod:`.idempotency` — request fingerprints; :mod:`.checkpoints` — WAL checkpoints
   on a thread of their own;
 * :mod:`.errors` — :class:`StorageError` and text made storable.
 """

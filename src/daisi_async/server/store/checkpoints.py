@@ -17,7 +17,7 @@ commit is as durable as before the moment it returns; a checkpoint only moves wh
 already in the WAL.
 
 Example:
-    >>> cp = Checkpointer(Path(".daisi/daisi.sqlite3"))  # doctest: +SKIP
+    >>> cp = Checkpointer(Path(".daisi/daisi.sqlite3"), db)  # doctest: +SKIP
     >>> cp.committed()  # after each commit of the store's connection  # doctest: +SKIP
     >>> cp.close()  # doctest: +SKIP
 """
@@ -42,11 +42,12 @@ BACKSTOP_PAGES = 20_000
 
 
 class Checkpointer:
-    """Checkpoints the WAL of the database at ``path`` on a daemon thread (see the
-    module docstring); :meth:`committed` after each commit, :meth:`close` before the
-    store's connection closes."""
+    """Checkpoints the WAL of the database at ``path`` on a daemon thread, in place of
+    ``db`` (the store's connection; see the module docstring); :meth:`committed` after
+    each commit, :meth:`close` before ``db`` closes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, db: sqlite3.Connection) -> None:
+        db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")  # ``db``'s: a backstop
         self._path = path
         self._wake = threading.Event()
         self._stop = False

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from typing import Any
 
-from .records import ExecutionRecord
-
-__all__ = ["IdempotencyMethods", "IdempotencyMismatch", "check_request", "request_fingerprint"]
+__all__ = ["IdempotencyMismatch", "Request", "check_request", "request_fingerprint"]
 
 Request = tuple[str, str, dict[str, Any]]
 """``(daisi_id, endpoint, args)``."""
@@ -55,41 +52,3 @@ def check_request(kept: str | None, earlier: Request, request: Request, eid: str
         return
     if request_fingerprint(*request) != (kept or request_fingerprint(*earlier)):
         raise IdempotencyMismatch(eid)
-
-
-class IdempotencyMethods:
-    """Finding executions by their idempotency keys (a part of :class:`~.store.Store`)."""
-
-    _idempotency: dict[tuple[str, str], str]  # keys of uncommitted creations -> their id
-    _records: dict[str, ExecutionRecord]
-
-    @property
-    def db(self) -> sqlite3.Connection:  # provided by the store
-        raise NotImplementedError
-
-    def get(self, eid: str) -> ExecutionRecord | None:  # provided by the store
-        raise NotImplementedError
-
-    def idempotent(
-        self, scope: str, key: str, request: Request | None = None
-    ) -> ExecutionRecord | None:
-        """The execution created earlier with this idempotency key, if any.
-
-        Raises :class:`IdempotencyMismatch` when ``request`` (``(daisi_id, endpoint,
-        args)``) is not the one that made it (see :func:`check_request`).
-        """
-        kept: str | None = ""  # (a key kept bare)
-        if (eid := self._idempotency.get((scope, key))) is not None:  # not yet committed
-            rec = self._records.get(eid)
-        else:
-            row = self.db.execute(
-                "SELECT eid, fingerprint FROM idempotency WHERE scope = ? AND key = ?",
-                (scope, key),
-            ).fetchone()
-            if row is None:
-                return None
-            eid, kept = row
-            rec = self.get(eid)
-        if request is not None and rec is not None:
-            check_request(kept, (rec.daisi_id, rec.endpoint, rec.args), request, eid)
-        return rec

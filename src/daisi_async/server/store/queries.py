@@ -1,4 +1,5 @@
-"""Read-only queries of the store: what has been committed (a part of the store)."""
+"""Read-only queries of the store: what has been committed (a part of the store), and
+executions by idempotency key (also those whose creation is not committed yet)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sqlite3
 from collections.abc import Collection
 from typing import Any
 
+from .idempotency import Request, check_request
 from .records import Event, ExecutionRecord
 
 __all__ = ["Queries"]
@@ -22,6 +24,34 @@ class Queries:
 
     def get(self, eid: str) -> ExecutionRecord | None:  # provided by the store
         raise NotImplementedError
+
+    _idempotency: dict[tuple[str, str], str]  # keys of uncommitted creations -> their id
+    _records: dict[str, ExecutionRecord]
+
+    def idempotent(
+        self, scope: str, key: str, request: Request | None = None
+    ) -> ExecutionRecord | None:
+        """The execution created earlier with this idempotency key, if any.
+
+        Raises :class:`~.idempotency.IdempotencyMismatch` when ``request``
+        (``(daisi_id, endpoint, args)``) is not the one that made it (see
+        :func:`~.idempotency.check_request`).
+        """
+        kept: str | None = ""  # (a key kept bare)
+        if (eid := self._idempotency.get((scope, key))) is not None:  # not yet committed
+            rec = self._records.get(eid)
+        else:
+            row = self.db.execute(
+                "SELECT eid, fingerprint FROM idempotency WHERE scope = ? AND key = ?",
+                (scope, key),
+            ).fetchone()
+            if row is None:
+                return None
+            eid, kept = row
+            rec = self.get(eid)
+        if request is not None and rec is not None:
+            check_request(kept, (rec.daisi_id, rec.endpoint, rec.args), request, eid)
+        return rec
 
     def list_executions(
         self,

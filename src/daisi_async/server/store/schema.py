@@ -5,8 +5,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from .checkpoints import BACKSTOP_PAGES
-
 __all__ = ["INSERT_BLOB", "INSERT_EVENT", "open_database"]
 
 _SCHEMA = """
@@ -61,20 +59,12 @@ INSERT_BLOB = (
 )
 
 
-def open_database(
-    path: Path, *, synchronous: str, checkpoints_elsewhere: bool = False
-) -> sqlite3.Connection:
-    """Open (or create) the database in WAL mode, with every table and column.
-
-    ``checkpoints_elsewhere``: a :class:`~.checkpoints.Checkpointer` checkpoints the WAL;
-    this connection does only past :data:`~.checkpoints.BACKSTOP_PAGES`.
-    """
+def open_database(path: Path, *, synchronous: str) -> sqlite3.Connection:
+    """Open (or create) the database in WAL mode, with every table and column."""
     db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={synchronous}")
-        if checkpoints_elsewhere:
-            db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         db.executescript(_SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
         if "fingerprint" not in columns:  # a store made before fingerprints were kept

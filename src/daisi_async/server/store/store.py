@@ -22,7 +22,6 @@ from ..._wire import INTERRUPTED, ExecutionStatus
 from .blobs import BlobFiles, BlobMethods
 from .checkpoints import Checkpointer
 from .errors import StorageError, storable, storable_text
-from .idempotency import IdempotencyMethods
 from .ids import new_id
 from .listeners import Listener, Listeners
 from .lock import StoreLock
@@ -41,7 +40,7 @@ _INSERT_EXECUTION = (
 _CACHE_TERMINAL = 50_000
 
 
-class Store(BlobMethods, Queries, IdempotencyMethods, Listeners):
+class Store(BlobMethods, Queries, Listeners):
     """The runtime's durable state under one directory (one server per directory).
 
     Example:
@@ -66,7 +65,6 @@ class Store(BlobMethods, Queries, IdempotencyMethods, Listeners):
             lambda: self.db,
             on_data_error=self._data_error,
             on_storage_error=self._storage_error,
-            on_commit=self._committed,
         )
         self.on_lost: Callable[[ExecutionRecord], None] | None = None
         """Called when an execution's creation will never be committed (the engine
@@ -82,13 +80,14 @@ class Store(BlobMethods, Queries, IdempotencyMethods, Listeners):
         try:
             self.files.folder.mkdir(exist_ok=True)
             path = self.root / "daisi.sqlite3"
-            db = open_database(path, synchronous=self.synchronous, checkpoints_elsewhere=True)
+            db = open_database(path, synchronous=self.synchronous)
         except BaseException:
             self._lock.release()
             self._lock = None
             raise
         self._db = db
-        self._checkpointer = Checkpointer(path)
+        self._checkpointer = Checkpointer(path, db)
+        self._writer.on_commit = self._checkpointer.committed
 
     def close(self) -> None:
         """Commit what can be committed, close, and release the lock."""
@@ -96,6 +95,7 @@ class Store(BlobMethods, Queries, IdempotencyMethods, Listeners):
             self._writer.flush()
             self._writer.close()
             if self._checkpointer is not None:
+                self._writer.on_commit = None
                 self._checkpointer.close()
                 self._checkpointer = None
             self._db.close()  # the last connection: it checkpoints and removes the WAL
@@ -156,10 +156,6 @@ class Store(BlobMethods, Queries, IdempotencyMethods, Listeners):
         """Ask ``window()`` how long to gather changes before each commit (see
         :attr:`.writer.GroupWriter.window`)."""
         self._writer.window = window
-
-    def _committed(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.committed()
 
     def saved(self, rec: ExecutionRecord) -> bool:
         """After :meth:`commit`: whether ``rec``'s creation was stored."""

@@ -74,10 +74,8 @@ class GroupWriter:
         *,
         on_data_error: Callable[[str, BaseException], None],
         on_storage_error: Callable[[Iterable[Op], StorageError], None],
-        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
-        self._on_commit = on_commit
         self._on_data_error = on_data_error
         self._on_storage_error = on_storage_error
         self._batch = _Batch()
@@ -90,6 +88,8 @@ class GroupWriter:
         self.window: Callable[[], float] | None = None
         """Seconds to gather ops before committing them (asked as each group starts);
         ``None`` or 0: the turn after next. The engine widens it under fan-out."""
+        self.on_commit: Callable[[], None] | None = None
+        """Called after each successful commit (the store's WAL checkpointer counts them)."""
 
     @property
     def pending(self) -> int:
@@ -172,8 +172,8 @@ class GroupWriter:
                 self._shed = 0
         self.failure = None
         self._delay = RETRY_FIRST
-        if self._on_commit is not None:
-            self._on_commit()
+        if self.on_commit is not None:
+            self.on_commit()
         for op in committed:
             if op.apply is not None:
                 try:
