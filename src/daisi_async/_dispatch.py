@@ -115,13 +115,17 @@ class _FutureEvent:
 _Event = _FutureEvent | anyio.Event
 
 
+def on_asyncio() -> bool:
+    """Whether the caller runs in an asyncio task (not on trio, say)."""
+    try:
+        return asyncio.current_task() is not None
+    except RuntimeError:  # no asyncio loop here
+        return False
+
+
 def _new_event() -> _Event:
     """An event for the running async library: futures on asyncio, anyio's elsewhere."""
-    try:
-        on_asyncio = asyncio.current_task() is not None
-    except RuntimeError:  # no asyncio loop here (trio)
-        on_asyncio = False
-    return _FutureEvent() if on_asyncio else anyio.Event()
+    return _FutureEvent() if on_asyncio() else anyio.Event()
 
 
 class Spawner:

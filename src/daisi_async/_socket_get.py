@@ -31,6 +31,7 @@ import anyio
 import h11
 import httpx
 
+from ._dispatch import on_asyncio
 from ._socket_body import SocketBody
 from ._transport import Transport
 
@@ -47,12 +48,7 @@ def usable(transport: Transport, url: httpx.URL) -> bool:
     """Whether a GET of ``url`` may bypass ``transport``'s httpx client: where its
     requests already go straight to the connection pool (:attr:`Transport.direct`: a
     client daisi-async made, no proxy, no cookie), over plain ``http``, on asyncio."""
-    if not transport.direct or url.scheme != "http":
-        return False
-    try:
-        return asyncio.current_task() is not None  # not on trio, say
-    except RuntimeError:
-        return False
+    return transport.direct and url.scheme == "http" and on_asyncio()
 
 
 @contextlib.contextmanager

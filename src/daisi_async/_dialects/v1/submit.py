@@ -127,10 +127,7 @@ class Submitter:
             )
             state = RemoteState.from_json(json_of(r))
         except BaseException as exc:
-            err = translate(exc, self.transport.api + path)
-            sub.submitted.fail(err if isinstance(err, Exception) else DaisiError(repr(err)))
-            if not isinstance(exc, Exception):
-                raise
+            _fail([sub], exc, self.transport.api + path)
             return
         sub.result = self.waiter.slot(state.id)
         if state.status.is_terminal:
@@ -162,11 +159,7 @@ class Submitter:
                 what=f"a batch of {len(batch)} submissions",
             )
         except BaseException as exc:
-            err = translate(exc, self.transport.api + BATCH_PATH)
-            for s in batch:
-                s.submitted.fail(err if isinstance(err, Exception) else DaisiError(repr(err)))
-            if not isinstance(exc, Exception):
-                raise
+            _fail(batch, exc, self.transport.api + BATCH_PATH)
         finally:
             self._streams -= stream
             self.waiter.uncover(list(waiting))
@@ -218,3 +211,13 @@ class Submitter:
                 self.waiter.cover(state.id)
                 waiting.add(state.id)
             sub.submitted.set(state)
+
+
+def _fail(subs: list[_Submission], exc: BaseException, url: str) -> None:
+    """Sending ``subs`` to ``url`` failed with ``exc``: each fails with its public error;
+    a cancellation (any ``BaseException`` that is no ``Exception``) goes on up."""
+    err = translate(exc, url)
+    for sub in subs:
+        sub.submitted.fail(err if isinstance(err, Exception) else DaisiError(repr(err)))
+    if not isinstance(exc, Exception):
+        raise exc
