@@ -5,7 +5,6 @@ is one request to the one-execution route, which may wait a moment for the end."
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from daisi_async import AsyncDaisi, DaisiNotFoundError, RetryPolicy
 from daisi_async._dialects.v1.submit import LINGER
 from daisi_async.testing import LocalRuntime
 from support.faultproxy import FaultProxy, drop_mid_stream, status
+from support.v1_calls import count_executions
 
 pytestmark = pytest.mark.anyio
 
@@ -38,14 +38,6 @@ def proxy(runtime: LocalRuntime) -> Iterator[FaultProxy]:
         yield p
 
 
-def executions(rt: LocalRuntime) -> int:
-    db = sqlite3.connect(f"file:{rt.store / 'daisi.sqlite3'}?mode=ro", uri=True)
-    try:
-        return int(db.execute("SELECT COUNT(*) FROM executions").fetchone()[0])
-    finally:
-        db.close()
-
-
 def client(url: str, name: str = "Add Two Numbers") -> AsyncDaisi:
     return AsyncDaisi(name, base_url=url, retries=POLICY)
 
@@ -53,12 +45,12 @@ def client(url: str, name: str = "Add Two Numbers") -> AsyncDaisi:
 async def test_an_awaited_lone_call_is_one_request(
     runtime: LocalRuntime, proxy: FaultProxy
 ) -> None:
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(20):
         async with client(proxy.url) as d:
             assert await d.compute(4, 5) == 9
             assert await d.compute(firstNumber=1, secondNumber=1).result() == 2
-    assert executions(runtime) == before + 2
+    assert count_executions(runtime) == before + 2
     lone = proxy.matching("POST", path_regex=LONE)
     assert len(lone) == 2
     assert proxy.count("POST", path_regex=BATCH) == 0 and proxy.count("POST", WAIT) == 0
@@ -72,11 +64,11 @@ async def test_a_lone_call_dropped_mid_reply_is_resent_with_its_key(
     runtime: LocalRuntime, proxy: FaultProxy
 ) -> None:
     proxy.add_rule(method="POST", path_regex=LONE, action=drop_mid_stream(10))
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(20):
         async with client(proxy.url) as d:
             assert await d.compute(5, 6) == 11
-    assert executions(runtime) == before + 1  # the server made it once
+    assert count_executions(runtime) == before + 1  # the server made it once
     sent = proxy.matching("POST", path_regex=LONE)
     assert len(sent) == 2
     assert sent[0].headers["idempotency-key"] == sent[1].headers["idempotency-key"]
@@ -85,13 +77,13 @@ async def test_a_lone_call_dropped_mid_reply_is_resent_with_its_key(
 async def test_a_lone_call_longer_than_the_linger_is_answered_then_waited_for(
     runtime: LocalRuntime, proxy: FaultProxy
 ) -> None:
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(20):
         async with client(proxy.url, "Live Logging") as d:
             ex = d.live_log_test(1, 2, delay=0.5)
             assert await ex == 3
             assert ex.id is not None and ex.last_status.value == "FINISHED"
-    assert executions(runtime) == before + 1
+    assert count_executions(runtime) == before + 1
     [lone] = proxy.matching("POST", path_regex=LONE)
     assert lone.status == 201  # answered while the run went on
     assert proxy.count("POST", WAIT) >= 1  # its end came by the wait stream

@@ -12,7 +12,6 @@ import itertools
 import json
 import logging
 import socket
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from support.faultproxy import (
     status,
 )
 from support.http_server import http_server
+from support.v1_calls import count_executions
 
 pytestmark = pytest.mark.anyio
 
@@ -71,15 +71,6 @@ def proxy(runtime: LocalRuntime) -> Iterator[FaultProxy]:
         yield p
 
 
-def executions(rt: LocalRuntime) -> int:
-    """Rows in the server's ``executions`` table (read-only)."""
-    db = sqlite3.connect(f"file:{rt.store / 'daisi.sqlite3'}?mode=ro", uri=True)
-    try:
-        return int(db.execute("SELECT COUNT(*) FROM executions").fetchone()[0])
-    finally:
-        db.close()
-
-
 def client(url: str, name: str = "Add Two Numbers", **kwargs: Any) -> AsyncDaisi:
     return AsyncDaisi(name, base_url=url, retries=POLICY, **kwargs)
 
@@ -99,11 +90,11 @@ def gaps(entries: list[Logged]) -> list[float]:
 # -- connection resets --------------------------------------------------------------------
 async def test_reset_before_forwarding_the_submit(runtime: LocalRuntime, proxy: FaultProxy) -> None:
     proxy.add_rule(method="POST", path_regex=SUBMIT, action=reset_before())
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(20):
         async with client(proxy.url) as d:
             assert await d.compute(5, 6) == 11
-    assert executions(runtime) == before + 1
+    assert count_executions(runtime) == before + 1
     submits = proxy.matching("POST", path_regex=SUBMIT)
     assert [s.forwarded for s in submits] == [False, True]
     assert keys(submits[0]) == keys(submits[1])
@@ -116,7 +107,7 @@ async def test_reset_after_forwarding_the_submit_is_not_duplicated(
     """The server created the execution but the client saw the connection drop: the
     retry carries the same key and gets the same execution back."""
     proxy.add_rule(method="POST", path_regex=SUBMIT, action=reset_after_forward())
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(20):
         if with_block:
             async with client(proxy.url) as d:
@@ -129,7 +120,7 @@ async def test_reset_after_forwarding_the_submit_is_not_duplicated(
                 assert await ex == 11
             finally:
                 await d.aclose()
-    assert executions(runtime) == before + 1
+    assert count_executions(runtime) == before + 1
     submits = proxy.matching("POST", path_regex=SUBMIT)
     assert len(submits) == 2 and all(s.forwarded for s in submits)
     first, second = keys(submits[0]), keys(submits[1])
@@ -142,11 +133,11 @@ async def test_retry_after_is_honoured(runtime: LocalRuntime, proxy: FaultProxy,
     proxy.add_rule(
         method="POST", path_regex=SUBMIT, action=status(code, {"Retry-After": "1"}, b"busy")
     )
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(20):
         async with client(proxy.url) as d:
             assert await d.compute(1, 2) == 3
-    assert executions(runtime) == before + 1
+    assert count_executions(runtime) == before + 1
     submits = proxy.matching("POST", path_regex=SUBMIT)
     assert [s.forwarded for s in submits] == [False, True]
     assert 0.9 <= gaps(submits)[0] < 1.9
@@ -154,11 +145,11 @@ async def test_retry_after_is_honoured(runtime: LocalRuntime, proxy: FaultProxy,
 
 async def test_retry_after_is_capped(runtime: LocalRuntime, proxy: FaultProxy) -> None:
     proxy.add_rule(method="POST", path_regex=SUBMIT, action=status(503, {"Retry-After": "30"}))
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(20):
         async with client(proxy.url) as d:
             assert await d.compute(1, 2) == 3
-    assert executions(runtime) == before + 1
+    assert count_executions(runtime) == before + 1
     submits = proxy.matching("POST", path_regex=SUBMIT)
     assert 1.8 <= gaps(submits)[0] < 3.0  # max_retry_after=2
 
@@ -169,11 +160,11 @@ async def test_transient_statuses_back_off_exponentially(
 ) -> None:
     policy = RetryPolicy(attempts=6, backoff=0.05, max_backoff=0.2, max_retry_after=2)
     proxy.add_rule(method="POST", path_regex=SUBMIT, times=3, action=status(code))
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(20):
         async with AsyncDaisi("Add Two Numbers", base_url=proxy.url, retries=policy) as d:
             assert await d.compute(2, 2) == 4
-    assert executions(runtime) == before + 1
+    assert count_executions(runtime) == before + 1
     submits = proxy.matching("POST", path_regex=SUBMIT)
     assert [s.forwarded for s in submits] == [False, False, False, True]
     # Full jitter: each wait is at most min(max_backoff, backoff * 2**n) (+ slack).
@@ -185,14 +176,14 @@ async def test_retries_exhausted_raise_server_error(
     runtime: LocalRuntime, proxy: FaultProxy
 ) -> None:
     proxy.add_rule(method="POST", path_regex=SUBMIT, times=1000, action=status(503))
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(10):
         async with client(proxy.url) as d:
             with pytest.raises(DaisiServerError) as info:
                 await d.compute(1, 1)
     assert isinstance(info.value, DaisiError) and info.value.status_code == 503
     assert proxy.count("POST", path_regex=SUBMIT) == POLICY.attempts
-    assert executions(runtime) == before
+    assert count_executions(runtime) == before
 
 
 async def test_retries_exhausted_on_connect(proxy: FaultProxy) -> None:
@@ -213,14 +204,14 @@ async def test_connection_refused() -> None:
 
 
 async def test_proxy_stopped_mid_session(runtime: LocalRuntime, proxy: FaultProxy) -> None:
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(10):
         async with client(proxy.url) as d:
             assert await d.compute(1, 1) == 2
             proxy.stop()
             with pytest.raises(DaisiConnectionError):
                 await d.compute(2, 2)
-    assert executions(runtime) == before + 1
+    assert count_executions(runtime) == before + 1
 
 
 async def test_timeouts_are_retried(runtime: LocalRuntime, proxy: FaultProxy) -> None:
@@ -240,13 +231,13 @@ async def test_submit_stream_dropped_after_submitted_line(
     """The submit stream drops after its first line, then the wait stream drops too."""
     proxy.add_rule(method="POST", path_regex=SUBMIT, action=drop_mid_stream(after_lines=1))
     proxy.add_rule(method="POST", path_contains=WAIT, action=drop_mid_stream(5))
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(20):
         async with client(proxy.url, "Live Logging") as d:
             ex = d.live_log_test(1, 2, delay=0.5)
             await ex.start()
             assert await ex == 3
-    assert executions(runtime) == before + 1
+    assert count_executions(runtime) == before + 1
     assert proxy.count("POST", path_regex=SUBMIT) == 1
     assert proxy.count("POST", WAIT) >= 2
 
@@ -257,13 +248,13 @@ async def test_submit_stream_dropped_inside_submitted_line(
     """The drop comes before the client learnt the execution id: it must resubmit with
     the same key (the server made the execution) and get the value."""
     proxy.add_rule(method="POST", path_regex=SUBMIT, action=drop_mid_stream(10))
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(20):
         async with client(proxy.url) as d:
             ex = d.compute(5, 6)
             await ex.start()
             assert await ex == 11
-    assert executions(runtime) == before + 1
+    assert count_executions(runtime) == before + 1
     submits = proxy.matching("POST", path_regex=SUBMIT)
     assert len(submits) == 2 and keys(submits[0]) == keys(submits[1])
 
@@ -271,13 +262,13 @@ async def test_submit_stream_dropped_inside_submitted_line(
 async def test_wait_stream_retries_503(runtime: LocalRuntime, proxy: FaultProxy) -> None:
     proxy.add_rule(method="POST", path_regex=SUBMIT, action=drop_mid_stream(after_lines=1))
     proxy.add_rule(method="POST", path_contains=WAIT, times=2, action=status(503))
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(20):
         async with client(proxy.url) as d:
             ex = d.compute(4, 5)
             await ex.start()
             assert await ex == 9
-    assert executions(runtime) == before + 1
+    assert count_executions(runtime) == before + 1
     assert [e.forwarded for e in proxy.matching("POST", WAIT)][:3] == [False, False, True]
 
 
@@ -287,14 +278,14 @@ async def test_wait_poll_dropped_without_task_group(
     """``AsyncDaisi.connect()`` (no task group): the long-poll GET drops and is retried."""
     proxy.add_rule(method="GET", path_contains="wait=", action=drop_mid_stream(5))
     proxy.add_rule(method="POST", path_contains=WAIT, action=drop_mid_stream(5))
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(20):
         d = await AsyncDaisi.connect("Live Logging", base_url=proxy.url, retries=POLICY)
         try:
             assert await d.live_log_test(1, 2, delay=0.5) == 3
         finally:
             await d.aclose()
-    assert executions(runtime) == before + 1
+    assert count_executions(runtime) == before + 1
 
 
 async def test_live_logs_survive_dropped_event_streams(
@@ -303,7 +294,7 @@ async def test_live_logs_survive_dropped_event_streams(
     proxy.add_rule(
         method="GET", path_contains="/events", times=2, action=drop_mid_stream(after_lines=6)
     )
-    before = executions(runtime)
+    before = count_executions(runtime)
     with anyio.fail_after(30):
         async with client(proxy.url, "Live Logging") as d:
             ex = await d.live_log_test_(1, 2, delay=2)
@@ -312,7 +303,7 @@ async def test_live_logs_survive_dropped_event_streams(
             assert live == await ex.logs()
     assert len(live) >= 5 and live[-1].startswith("Done")
     assert len(set(live)) == len(live)
-    assert executions(runtime) == before + 1
+    assert count_executions(runtime) == before + 1
     events = proxy.matching("GET", "/events")
     assert len(events) >= 3
     resumed = [int(e.headers.get("last-event-id", "0")) for e in events]

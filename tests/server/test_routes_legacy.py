@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import codecs
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 from tests.server.conftest import EXAMPLES
+from tests.support.v1_calls import count_executions
 
 from daisi_async.server.registry import NAMESPACE
 from daisi_async.testing import LocalRuntime
@@ -100,14 +100,6 @@ def results(client: httpx.Client, did: str, eid: str, download: bool = True) -> 
 def value_of(client: httpx.Client, did: str, eid: str) -> Any:
     assert wait_status(client, did, eid) == "FINISHED", results(client, did, eid)
     return undill(results(client, did, eid)["results"])
-
-
-def count_executions(runtime: LocalRuntime) -> int:
-    db = sqlite3.connect(f"file:{runtime.store / 'daisi.sqlite3'}?mode=ro", uri=True)
-    try:
-        return int(db.execute("SELECT COUNT(*) FROM executions").fetchone()[0])
-    finally:
-        db.close()
 
 
 # -- connect and describe ---------------------------------------------------------------

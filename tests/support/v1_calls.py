@@ -1,4 +1,5 @@
-"""Raw v1 calls shared by the server tests: submit an execution, wait for its end.
+"""Raw v1 calls shared by the server tests: submit an execution, wait for its end; and
+how many executions a runtime's store holds.
 
 Example:
     >>> end = call(client, daisi_id, "compute", firstNumber=1, secondNumber=2)  # doctest: +SKIP
@@ -6,11 +7,23 @@ Example:
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import httpx
 
-__all__ = ["call", "submit", "wait"]
+from daisi_async.testing import LocalRuntime
+
+__all__ = ["call", "count_executions", "submit", "wait"]
+
+
+def count_executions(runtime: LocalRuntime) -> int:
+    """Rows in the ``executions`` table of ``runtime``'s store (read-only)."""
+    db = sqlite3.connect(f"file:{runtime.store / 'daisi.sqlite3'}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM executions").fetchone()[0])
+    finally:
+        db.close()
 
 
 def submit(
