@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _MAX_HEADER_BYTES = 64 * 1024
+_REPLY_KEPT = 64 * 1024  # how much of each reply body the log keeps
 _REASONS = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -162,6 +163,7 @@ class Logged:
     fault: Fault | None = None
     forwarded: bool = False
     status: int | None = None  # the status the client was sent, if any
+    reply: bytes = b""  # the first bytes of the reply body relayed (up to _REPLY_KEPT)
 
     @property
     def path(self) -> str:
@@ -576,6 +578,8 @@ class FaultProxy:
             if truncate is not None:
                 data, spent = truncate.take(data)
             if data:
+                if len(entry.reply) < _REPLY_KEPT:
+                    entry.reply += data[: _REPLY_KEPT - len(entry.reply)]
                 client.sendall(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
             if spent:
                 break
