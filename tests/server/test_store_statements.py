@@ -1,12 +1,15 @@
 """What the store writes per execution, on a real SQLite file: a creation and the
-worker taking it at once are one INSERT (with both status events) in one transaction;
-ids that grow with time, so that every index keyed by them grows at its end."""
+worker taking it at once are one INSERT in one transaction; a status change is its
+execution row's own change (only log lines are rows of ``events``), and the events read
+back are the ones shown live; ids that grow with time, so that every index keyed by them
+grows at its end."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from daisi_async._wire import ExecutionStatus
@@ -38,13 +41,7 @@ def test_a_run_that_starts_at_once_is_inserted_running_in_the_creation_commit(
     try:
         rec = asyncio.run(main())
         writes = [s.split(" (")[0] for s in statements if not s.startswith("SELECT")]
-        assert writes == [
-            "BEGIN",
-            "INSERT INTO executions",
-            "INSERT INTO events",
-            "INSERT INTO events",
-            "COMMIT",
-        ]
+        assert writes == ["BEGIN", "INSERT INTO executions", "COMMIT"]
         assert seen == [("QUEUED", 1), ("RUNNING", 2)]
         assert store.get(rec.id) is rec
         assert (rec.status, rec.seq) == (ExecutionStatus.RUNNING, 2)
@@ -58,6 +55,8 @@ def test_a_run_that_starts_at_once_is_inserted_running_in_the_creation_commit(
         statements.clear()
         store.finish(rec, ExecutionStatus.FINISHED, result_json="3")
         store.flush()
+        writes = [" ".join(s.split()[:2]) for s in statements if not s.startswith("SELECT")]
+        assert writes == ["BEGIN", "UPDATE executions", "COMMIT"]
         assert rec.status is ExecutionStatus.FINISHED
         assert [e.data for e in store.events(rec.id)] == ["QUEUED", "RUNNING", "FINISHED"]
     finally:
@@ -77,5 +76,106 @@ def test_execution_ids_are_uuids_that_sort_by_creation_time(tmp_path: Path) -> N
         assert {uuid.UUID(eid).version for eid in made} == {7}
         assert len({eid[-12:] for eid in made}) == 3  # and their random part differs
         assert [store.get(eid) is not None for eid in made] == [True] * 3
+    finally:
+        store.close()
+
+
+def _live_and_stored(
+    tmp_path: Path, run: Callable[[Store, ExecutionRecord], None]
+) -> tuple[list[Event], list[Event], ExecutionRecord]:
+    """The events listeners saw while ``run`` drove a new execution, and those read back
+    from the store afterwards (by a new store on the same files: nothing cached)."""
+    store = Store(tmp_path)
+    store.open()
+    live: list[Event] = []
+
+    async def main() -> ExecutionRecord:
+        store.listen_all(lambda _rec, ev: live.append(ev) if ev is not None else None)
+        rec = store.create(daisi_id="d", endpoint="f", owner=None, args={})
+        await store.commit()
+        run(store, rec)
+        await store.commit()
+        return rec
+
+    try:
+        rec = asyncio.run(main())
+    finally:
+        store.close()
+    again = Store(tmp_path)
+    again.open()
+    try:
+        return live, again.events(rec.id), rec
+    finally:
+        again.close()
+
+
+def test_a_run_with_logs_reads_back_the_events_it_showed_live(tmp_path: Path) -> None:
+    def run(store: Store, rec: ExecutionRecord) -> None:
+        store.start(rec)
+        store.log(rec, "stdout", "one")
+        store.log(rec, "stderr", "two")
+        store.finish(rec, ExecutionStatus.FAILED, error={"type": "E", "message": "m"})
+
+    live, stored, rec = _live_and_stored(tmp_path, run)
+    assert [(e.seq, e.kind, e.data, e.stream) for e in stored] == [
+        (1, "status", "QUEUED", None),
+        (2, "status", "RUNNING", None),
+        (3, "log", "one", "stdout"),
+        (4, "log", "two", "stderr"),
+        (5, "status", "FAILED", None),
+    ]
+    assert stored == live  # the same seq, data and time, live or read back
+    assert [e.time for e in stored if e.kind == "status"] == [
+        rec.created_at,
+        rec.started_at,
+        rec.finished_at,
+    ]
+
+
+def test_a_run_cancelled_while_queued_ends_at_seq_2(tmp_path: Path) -> None:
+    def run(store: Store, rec: ExecutionRecord) -> None:
+        store.finish(rec, ExecutionStatus.CANCELLED)
+
+    live, stored, _rec = _live_and_stored(tmp_path, run)
+    assert [(e.seq, e.data) for e in stored] == [(1, "QUEUED"), (2, "CANCELLED")]
+    assert stored == live
+
+
+def test_events_after_a_seq_of_one_kind_and_limited(tmp_path: Path) -> None:
+    def run(store: Store, rec: ExecutionRecord) -> None:
+        store.start(rec)
+        for i in range(3):
+            store.log(rec, "stdout", f"line {i}")
+        store.finish(rec, ExecutionStatus.FINISHED, result_json="1")
+
+    store = Store(tmp_path)
+    _live, stored, rec = _live_and_stored(tmp_path, run)
+    store.open()
+    try:
+        assert [e.seq for e in store.events(rec.id, after=2)] == [3, 4, 5, 6]
+        assert [e.seq for e in store.events(rec.id, kind="status")] == [1, 2, 6]
+        assert [e.data for e in store.events(rec.id, kind="log", limit=2)] == ["line 0", "line 1"]
+        assert [e.seq for e in store.events(rec.id, after=1, limit=2)] == [2, 3]
+        assert store.events(rec.id, after=6) == []
+        assert [e.seq for e in stored] == [1, 2, 3, 4, 5, 6]
+    finally:
+        store.close()
+
+
+def test_status_rows_of_an_earlier_store_are_listed_once(tmp_path: Path) -> None:
+    def run(store: Store, rec: ExecutionRecord) -> None:
+        store.start(rec)
+        store.finish(rec, ExecutionStatus.FINISHED, result_json="1")
+
+    _live, before, rec = _live_and_stored(tmp_path, run)
+    store = Store(tmp_path)
+    store.open()
+    try:  # an earlier version also wrote each status change as a row of events
+        store.db.executemany(
+            "INSERT INTO events (eid, seq, kind, stream, data, time) VALUES (?, ?, ?, ?, ?, ?)",
+            [(rec.id, e.seq, e.kind, e.stream, e.data, e.time) for e in before],
+        )
+        assert store.events(rec.id) == before
+        assert store.events(rec.id, kind="status") == before
     finally:
         store.close()

@@ -110,7 +110,12 @@ class Queries:
     def events(
         self, eid: str, *, after: int = 0, kind: str | None = None, limit: int | None = None
     ) -> list[Event]:
-        """Committed events of an execution with ``seq > after``, oldest first."""
+        """Committed events of an execution with ``seq > after``, oldest first.
+
+        Log lines are rows of ``events``. Status changes are read from the execution's
+        row (:meth:`status_events`), which the same commits change: a store written by
+        an earlier version also kept them as rows, and each is listed once.
+        """
         sql = "SELECT seq, kind, data, stream, time FROM events WHERE eid = ? AND seq > ?"
         params: list[Any] = [eid, after]
         if kind is not None:
@@ -120,7 +125,38 @@ class Queries:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [Event(*row) for row in self.db.execute(sql, params)]
+        rows = [Event(*row) for row in self.db.execute(sql, params)]
+        if kind == "log":
+            return rows
+        stored = {e.seq for e in rows}
+        statuses = [e for e in self.status_events(eid) if e.seq > after and e.seq not in stored]
+        if not statuses:
+            return rows
+        merged = sorted(rows + statuses, key=lambda e: e.seq)
+        return merged if limit is None else merged[:limit]
+
+    def status_events(self, eid: str) -> list[Event]:
+        """The committed status changes of an execution, from its row: ``QUEUED`` (seq 1,
+        at its creation), ``RUNNING`` (seq 2, if it started: nothing is logged before)
+        and its end (at the row's last seq).
+
+        Example:
+            >>> [(e.seq, e.data) for e in store.status_events(eid)]  # doctest: +SKIP
+            [(1, 'QUEUED'), (2, 'RUNNING'), (5, 'FINISHED')]
+        """
+        row = self.db.execute(
+            "SELECT status, created_at, started_at, finished_at, seq FROM executions WHERE id = ?",
+            (eid,),
+        ).fetchone()
+        if row is None:
+            return []
+        status, created, started, finished, seq = row
+        found = [Event(1, "status", "QUEUED", None, created)]
+        if started is not None:
+            found.append(Event(2, "status", "RUNNING", None, started))
+        if status not in _ACTIVE:
+            found.append(Event(seq, "status", status, None, finished or started or created))
+        return found
 
     def last_lines(self, eid: str, limit: int) -> list[str]:
         """The last ``limit`` committed log lines, oldest first."""

@@ -38,6 +38,8 @@ _INSERT_EXECUTION = (
     " args, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _CACHE_TERMINAL = 50_000
+_QUEUED = ExecutionStatus.QUEUED.value
+_RUNNING = ExecutionStatus.RUNNING.value
 
 
 class Store(BlobMethods, Queries, Listeners):
@@ -225,14 +227,13 @@ class Store(BlobMethods, Queries, Listeners):
                     daisi_id,
                     endpoint,
                     owner,
-                    rec.status.value,
+                    _QUEUED,
                     now,
                     None,
                     json.dumps(args),
                     1,
                 ),
             ),
-            (INSERT_EVENT, (rec.id, 1, "status", None, rec.status.value, now)),
         ]
         if idempotency is not None:
             self._idempotency[idempotency] = rec.id
@@ -248,9 +249,7 @@ class Store(BlobMethods, Queries, Listeners):
             self._creating.pop(rec.id, None)
             if idempotency is not None:
                 self._idempotency.pop(idempotency, None)
-            self._notify(
-                rec, Event(seq=1, kind="status", data=rec.status.value, stream=None, time=now)
-            )
+            self._notify(rec, Event(seq=1, kind="status", data=_QUEUED, stream=None, time=now))
 
         def lost(exc: BaseException) -> None:
             self._unsaved.pop(rec.id, None)
@@ -330,10 +329,17 @@ class Store(BlobMethods, Queries, Listeners):
         apply: Callable[[], None] | None = None,
         *,
         sheddable: bool = False,
+        at: float | None = None,
     ) -> None:
+        """Queue ``statements`` as the change that makes event ``kind`` of ``rec``; a log
+        line is also a row of ``events``, a status change is its execution row's own
+        change (:meth:`~.queries.Queries.events` reads it from there)."""
         rec.seq += 1
-        ev = Event(seq=rec.seq, kind=kind, data=data, stream=stream, time=time.time())
-        statements.append((INSERT_EVENT, (rec.id, ev.seq, kind, stream, data, ev.time)))
+        ev = Event(
+            seq=rec.seq, kind=kind, data=data, stream=stream, time=time.time() if at is None else at
+        )
+        if kind == "log":
+            statements.append((INSERT_EVENT, (rec.id, ev.seq, kind, stream, data, ev.time)))
 
         def visible() -> None:
             if apply is not None:
@@ -360,33 +366,30 @@ class Store(BlobMethods, Queries, Listeners):
         self._event(
             rec,
             "status",
-            ExecutionStatus.RUNNING.value,
+            _RUNNING,
             None,
             [
                 (
                     "UPDATE executions SET status = ?, started_at = ?, seq = ? WHERE id = ?",
-                    (ExecutionStatus.RUNNING.value, started, rec.seq + 1, rec.id),
+                    (_RUNNING, started, rec.seq + 1, rec.id),
                 )
             ],
             apply,
+            at=started,
         )
 
     def _start_created(
         self, rec: ExecutionRecord, creation: Op, started: float, apply: Callable[[], None]
     ) -> None:
         """QUEUED -> RUNNING folded into the queued creation of ``rec``: the execution is
-        inserted RUNNING, with both events, in the same transaction (and both are shown,
-        in order, once it is committed)."""
+        inserted RUNNING, started, in the same transaction (and both status events are
+        shown, in order, once it is committed)."""
         rec.seq += 1
-        ev = Event(seq=rec.seq, kind="status", data=ExecutionStatus.RUNNING.value, stream=None,
-                   time=started)  # fmt: skip
+        ev = Event(seq=rec.seq, kind="status", data=_RUNNING, stream=None, time=started)
         sql, params = creation.statements[0]
         creation.statements[0] = (
             sql,
             (*params[:4], ev.data, params[5], started, params[7], ev.seq),
-        )
-        creation.statements.insert(
-            2, (INSERT_EVENT, (rec.id, ev.seq, "status", None, ev.data, started))
         )
         created = creation.apply
 
@@ -453,7 +456,7 @@ class Store(BlobMethods, Queries, Listeners):
             rec.result_size = result_size
             rec.result_json = result_json
 
-        self._event(rec, "status", status.value, None, statements, apply)
+        self._event(rec, "status", status.value, None, statements, apply, at=finished)
         return True
 
     def log(self, rec: ExecutionRecord, stream: str, line: str) -> None:
