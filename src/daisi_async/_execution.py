@@ -168,7 +168,7 @@ class AsyncDaisiExecution:
 
     # -- result ----------------------------------------------------------------------------
     def __await__(self) -> Generator[Any, None, Any]:
-        return self.result().__await__()
+        return self._result().__await__()  # ``result()`` with no timeout, a frame less
 
     async def result(self, timeout: float | None = None) -> Any:
         """Start if needed, wait until the end, and return the value.
@@ -213,6 +213,8 @@ class AsyncDaisiExecution:
         return DaisiTimeoutError(f"execution {self.id} {waited} (it keeps running)")
 
     async def _result(self) -> Any:
+        if self._value is not _UNSET:
+            return self._value
         state = await self._final_state()
         state.raise_for_failure()
         if self._value is _UNSET:

@@ -20,6 +20,7 @@ import dill
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from .._wire import ExecutionStatus
 from .auth import AuthError
 from .engine import INLINE_RESULT_BYTES, Runtime
 from .errors import ApiError, bad_request, forbidden
@@ -198,7 +199,7 @@ def dill_b64(obj: Any) -> str:
 
 def result_json(rt: Runtime, rec: ExecutionRecord) -> dict[str, Any] | None:
     """The ``result`` member of an execution in waiting replies."""
-    if rec.status.value != "FINISHED" or rec.result_key is None:
+    if rec.status is not ExecutionStatus.FINISHED or rec.result_key is None:
         return None
     if rec.result_json is not None:
         # ``size`` is the size of what ``/result`` answers: here the JSON text.
@@ -220,7 +221,7 @@ def execution_json(
         "id": rec.id,
         "daisi_id": rec.daisi_id,
         "endpoint": rec.endpoint,
-        "status": rec.status.value,
+        "status": rec.status,  # a str: both JSON encoders write its value
         "created_at": rec.created_at,
         "started_at": rec.started_at,
         "finished_at": rec.finished_at,

@@ -423,6 +423,7 @@ class Store(BlobMethods, Queries, Listeners):
             return False
         error = storable(error) if error else None
         rec.target = status
+        text = status.value
         finished = time.time()
         statements: list[tuple[str, tuple[Any, ...]]] = []
         result_key: str | None = None
@@ -436,7 +437,7 @@ class Store(BlobMethods, Queries, Listeners):
                 "UPDATE executions SET status = ?, finished_at = ?, error = ?, result_key = ?,"
                 " result_size = ?, result_json = ?, seq = ? WHERE id = ?",
                 (
-                    status.value,
+                    text,
                     finished,
                     json.dumps(error) if error else None,
                     result_key,
@@ -456,7 +457,7 @@ class Store(BlobMethods, Queries, Listeners):
             rec.result_size = result_size
             rec.result_json = result_json
 
-        self._event(rec, "status", status.value, None, statements, apply, at=finished)
+        self._event(rec, "status", text, None, statements, apply, at=finished)
         return True
 
     def log(self, rec: ExecutionRecord, stream: str, line: str) -> None:
