@@ -100,6 +100,27 @@ async def test_a_cancelled_wait_leaves_no_future_behind(anyio_backend: str) -> N
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    assert event._waiters == []
+    assert event._first is None and not event._more
     event.set()
     await event.wait()  # set: returns at once
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_event_wakes_every_waiter_but_those_that_stopped(anyio_backend: str) -> None:
+    event = _FutureEvent()
+    woken: list[int] = []
+
+    async def waiter(n: int) -> None:
+        await event.wait()
+        woken.append(n)
+
+    tasks = [asyncio.ensure_future(waiter(n)) for n in range(4)]
+    await asyncio.sleep(0)
+    tasks[0].cancel()  # the first waiter (kept apart from the others) stops
+    tasks[2].cancel()
+    await asyncio.sleep(0)
+    assert event._first is None and event._more is not None and len(event._more) == 2
+    event.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert sorted(woken) == [1, 3]
+    assert event._first is None and event._more is None

@@ -20,30 +20,80 @@ from anyio.abc import TaskGroup
 T = TypeVar("T")
 
 
-class Slot(Generic[T]):
-    """A value (or an error) that arrives once; any number of tasks may wait for it."""
+class _Futures:
+    """The asyncio futures of the tasks waiting on something, one per waiter (a waiter
+    that stops waiting cancels only its own). The first is kept in a field of its own:
+    most things have one waiter, and a fan-out keeps thousands waiting."""
+
+    __slots__ = ("_first", "_more")
+
+    def __init__(self) -> None:
+        self._first: asyncio.Future[None] | None = None
+        self._more: list[asyncio.Future[None]] | None = None
+
+    def _new_waiter(self) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._first is None:
+            self._first = fut
+        elif self._more is None:
+            self._more = [fut]
+        else:
+            self._more.append(fut)
+        return fut
+
+    def _forget(self, fut: asyncio.Future[None]) -> None:
+        """After ``await fut``: a waiter that stopped waiting leaves no future behind."""
+        if fut.done() and not fut.cancelled():
+            return
+        if self._first is fut:
+            self._first = None
+        elif self._more is not None:
+            with contextlib.suppress(ValueError):
+                self._more.remove(fut)
+
+    def _wake_all(self) -> None:
+        first, more = self._first, self._more
+        self._first = self._more = None
+        if first is not None and not first.done():
+            first.set_result(None)
+        for fut in more or ():
+            if not fut.done():
+                fut.set_result(None)
+
+
+class Slot(_Futures, Generic[T]):
+    """A value (or an error) that arrives once; any number of tasks may wait for it.
+
+    On asyncio a waiter awaits a future of its own, held by the slot (no event object
+    and no frame in between: a fan-out has a slot per call); elsewhere an
+    ``anyio.Event``.
+    """
 
     __slots__ = ("__weakref__", "_error", "_event", "_value", "done")
 
     def __init__(self) -> None:
+        super().__init__()
         self.done = False
         self._value: T | None = None
         self._error: BaseException | None = None
-        self._event: _Event | None = None
+        self._event: anyio.Event | None = None  # waiters not on asyncio
 
     def set(self, value: T) -> None:
         """Deliver the value (later deliveries are ignored)."""
         if not self.done:
             self._value, self.done = value, True
-            if self._event is not None:
-                self._event.set()
+            self._wake()
 
     def fail(self, error: BaseException) -> None:
         """Deliver an error (later deliveries are ignored)."""
         if not self.done:
             self._error, self.done = error, True
-            if self._event is not None:
-                self._event.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        self._wake_all()
+        if self._event is not None:
+            self._event.set()
 
     def value(self) -> T:
         """The delivered value, or raise the delivered error."""
@@ -54,9 +104,16 @@ class Slot(Generic[T]):
     async def wait(self) -> T:
         """Wait for delivery, then return the value (or raise the error)."""
         if not self.done:
-            if self._event is None:
-                self._event = _new_event()
-            await self._event.wait()
+            if on_asyncio():
+                fut = self._new_waiter()
+                try:
+                    await fut
+                finally:
+                    self._forget(fut)
+            else:
+                if self._event is None:
+                    self._event = anyio.Event()
+                await self._event.wait()
         return self.value()
 
 
@@ -74,42 +131,35 @@ class Signal:
             self._event.set()
             self._event = None
 
-    async def wait(self) -> None:
-        """Wait for the next :meth:`fire`."""
+    def wait(self) -> Coroutine[Any, Any, None]:
+        """Wait for the next :meth:`fire` (the event's own wait: no frame of its own)."""
         if self._event is None:
             self._event = _new_event()
-        await self._event.wait()
+        return self._event.wait()
 
 
-class _FutureEvent:
+class _FutureEvent(_Futures):
     """An event made of asyncio futures, one per waiter: what ``anyio.Event`` does on
-    asyncio, without looking up the async library at each creation and wait (every
-    call waits on two of them)."""
+    asyncio, without looking up the async library at each creation and wait."""
 
-    __slots__ = ("_is_set", "_waiters")
+    __slots__ = ("_is_set",)
 
     def __init__(self) -> None:
+        super().__init__()
         self._is_set = False
-        self._waiters: list[asyncio.Future[None]] = []
 
     def set(self) -> None:
         self._is_set = True
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
+        self._wake_all()
 
     async def wait(self) -> None:
         if self._is_set:
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        fut = self._new_waiter()
         try:
             await fut
         finally:
-            if not fut.done() or fut.cancelled():
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(fut)
+            self._forget(fut)
 
 
 _Event = _FutureEvent | anyio.Event

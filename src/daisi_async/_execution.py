@@ -66,7 +66,7 @@ class AsyncDaisiExecution:
         self._starting: Slot[str] | None = None
         self._result_slot: Slot[RemoteState] | None = None
         self._value: Any = _UNSET
-        self._started = Signal()
+        self._started: Signal | None = None  # made by the first who waits for the start
 
     def __repr__(self) -> str:
         return (
@@ -157,8 +157,14 @@ class AsyncDaisiExecution:
         self.id = state.id
         self._observe(state)
         slot.set(state.id)
-        self._started.fire()
+        if self._started is not None:
+            self._started.fire()
         return state.id
+
+    def _start_signal(self) -> Signal:
+        if self._started is None:
+            self._started = Signal()
+        return self._started
 
     def _observe(self, state: RemoteState) -> None:
         if state.status.is_terminal or self._state is None:
@@ -310,7 +316,7 @@ class AsyncDaisiExecution:
         if last.is_terminal:
             return
         while self.id is None:
-            await self._started.wait()
+            await self._start_signal().wait()
         dialect = await self._session.ready()
         async for status in dialect.status_stream(self._session.daisi_id, self.id, last):
             if _rank(status) > _rank(last):
@@ -320,7 +326,7 @@ class AsyncDaisiExecution:
 
     async def _log_lines(self) -> AsyncIterator[str]:
         while self.id is None:
-            await self._started.wait()
+            await self._start_signal().wait()
         dialect = await self._session.ready()
         async for line in dialect.log_stream(self._session.daisi_id, self.id):
             yield line

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -70,8 +70,8 @@ class V1Dialect(Dialect):
     def result_slot(self, eid: str) -> Slot[RemoteState]:
         return self.waiter.slot(eid)
 
-    async def wait(self, daisi_id: str, eid: str) -> RemoteState:
-        return await self.waiter.wait(eid)
+    def wait(self, daisi_id: str, eid: str) -> Coroutine[Any, Any, RemoteState]:
+        return self.waiter.wait(eid)  # its coroutine itself: one frame less per waiting call
 
     @replies
     async def fetch(self, daisi_id: str, eid: str) -> RemoteState:

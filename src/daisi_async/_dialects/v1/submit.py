@@ -16,7 +16,7 @@ a longer one is answered after :data:`LINGER` seconds and waited for as usual.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -38,6 +38,7 @@ from .wait import Waiter
 __all__ = ["Submitter"]
 
 BATCH_PATH = "/v1/executions"
+_SENT: dict[str, Any] = {}  # the body of a submission acknowledged by its batch
 LINGER = 0.05
 """Seconds a lone submission's reply may wait for the end of a quick call."""
 
@@ -63,7 +64,7 @@ class Submitter:
         self._streams = 0
         self._told_fallback = False
 
-    async def submit(
+    def submit(
         self,
         daisi_id: str,
         endpoint: str,
@@ -72,21 +73,12 @@ class Submitter:
         order: int,
         *,
         linger: bool = False,
-    ) -> RemoteState:
+    ) -> Coroutine[Any, Any, RemoteState]:
         """Create one execution (arguments already encoded); ``linger``: see the module
-        docstring."""
+        docstring. Queued at once; the coroutine returned waits for the acknowledgement
+        (the submission's own wait: a fan-out keeps no frame of this method per call)."""
         if not self.spawner.can_spawn():  # no background task: one request of its own
-            if not self._told_fallback:
-                self._told_fallback = True
-                logger.info("no background tasks here: one request per submission")
-            r = await self.transport.request(
-                "POST",
-                f"/v1/daisies/{daisi_id}/executions",
-                json={"endpoint": endpoint, "arguments": arguments},
-                headers={"idempotency-key": key},
-                idempotent=True,
-            )
-            return RemoteState.from_json(json_of(r))
+            return self._submit_alone(daisi_id, endpoint, arguments, key)
         body = {
             "daisi_id": daisi_id,
             "endpoint": endpoint,
@@ -98,7 +90,22 @@ class Submitter:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.spawner.spawn(self._flush)
-        return await sub.submitted.wait()
+        return sub.submitted.wait()
+
+    async def _submit_alone(
+        self, daisi_id: str, endpoint: str, arguments: dict[str, dict[str, Any]], key: str
+    ) -> RemoteState:
+        if not self._told_fallback:
+            self._told_fallback = True
+            logger.info("no background tasks here: one request per submission")
+        r = await self.transport.request(
+            "POST",
+            f"/v1/daisies/{daisi_id}/executions",
+            json={"endpoint": endpoint, "arguments": arguments},
+            headers={"idempotency-key": key},
+            idempotent=True,
+        )
+        return RemoteState.from_json(json_of(r))
 
     async def _flush(self) -> None:
         await anyio.lowlevel.checkpoint()
@@ -183,6 +190,11 @@ class Submitter:
                     msg = json.loads(line)
                     if msg["type"] == "submitted":
                         self._on_submitted(batch, msg["results"], waiting)
+                        # Acknowledged: never sent again. The bodies go now, not when the
+                        # stream ends (a fan-out waits on thousands of them).
+                        body["executions"] = []
+                        for sub in batch:
+                            sub.body = _SENT
                     elif msg["type"] == "done":
                         state = RemoteState.from_json(msg["execution"])
                         waiting.discard(state.id)
