@@ -603,7 +603,14 @@ def test_idempotent_submission(
     assert a["created"] is True
     assert [x["execution"]["id"] for x in b] == [a["execution"]["id"]] * 2
     assert [x["created"] for x in b] == [False, False]
-    assert count_executions(runtime) == before + 3
+    # A new key twice in one batch, in two of its slices: made once.
+    fresh = {**item, "idempotency_key": f"batch-{uuid.uuid4()}"}
+    others = [{**item, "idempotency_key": f"other-{uuid.uuid4()}"} for _ in range(BATCH_SLICE)]
+    c = client.post("/v1/executions", json={"executions": [fresh, *others, fresh]}).json()
+    first_c, last_c = c["results"][0], c["results"][-1]
+    assert (first_c["created"], last_c["created"]) == (True, False)
+    assert first_c["execution"]["id"] == last_c["execution"]["id"]
+    assert count_executions(runtime) == before + 3 + 1 + BATCH_SLICE
 
 
 def test_cancel_long_running(client: httpx.Client, ids: dict[str, str]) -> None:

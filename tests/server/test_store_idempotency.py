@@ -3,6 +3,7 @@ against the request its execution was made from (also after a restart)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -59,5 +60,49 @@ def test_keys_of_earlier_stores_keep_their_meaning(tmp_path: Path) -> None:
         with pytest.raises(IdempotencyMismatch):
             store.idempotent("", "hashed", ("d", "f", {}))
         assert store.idempotent("", "bare", ("x", "y", {})) is bare  # matches any request
+    finally:
+        store.close()
+
+
+def test_the_stored_keys_of_a_slice_are_found_in_one_query_each_500(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.open()
+    try:
+        made = {f"k{i}" for i in range(0, 1200, 2)}
+        for key in sorted(made):
+            store.create(daisi_id="d", endpoint="f", owner=None, args={}, idempotency=("", key))
+        store.create(daisi_id="d", endpoint="f", owner="bob", args={}, idempotency=("bob", "k1"))
+        store.flush()
+        asked = [f"k{i}" for i in range(1200)] + ["k0"]  # (a key twice is asked once)
+        queries: list[str] = []
+        store.db.set_trace_callback(queries.append)
+        assert store.stored_keys("", asked) == made
+        assert store.stored_keys("bob", ["k0", "k1"]) == {"k1"}  # keys are per scope
+        assert store.stored_keys("", []) == set()
+        store.db.set_trace_callback(None)
+        assert len(queries) == 3 + 1  # 1,200 keys: 3 queries; bob's: 1; none: none
+    finally:
+        store.close()
+
+
+def test_a_key_known_not_stored_is_still_found_while_its_creation_is_uncommitted(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    store.open()
+    queries: list[str] = []
+
+    async def main() -> None:
+        rec = store.create(daisi_id="d", endpoint="f", owner=None, args=ARGS, idempotency=("", "k"))
+        store.db.set_trace_callback(queries.append)
+        found = store.idempotent("", "k", ("d", "f", ARGS), stored=False)  # not committed
+        assert found is rec
+        assert store.idempotent("", "other", ("d", "f", ARGS), stored=False) is None
+        store.db.set_trace_callback(None)
+        await store.commit()
+
+    try:
+        asyncio.run(main())
+        assert queries == []  # neither asked SQLite
     finally:
         store.close()

@@ -233,15 +233,20 @@ class Runtime(Waits):
         *,
         eid: str | None = None,
         idempotency_key: str | None = None,
+        key_stored: bool = True,
     ) -> tuple[ExecutionRecord, bool]:
         """Create (and schedule) a validated execution; ``(record, created)``.
 
-        Call :meth:`Store.commit` before answering: then the execution is durable.
+        ``key_stored=False``: the idempotency key is known not to be in the store's
+        table (:meth:`Store.stored_keys`, asked in this turn). Call :meth:`Store.commit`
+        before answering: then the execution is durable.
         """
         scope = (user or "", idempotency_key) if idempotency_key else None
         if scope is not None:
             try:
-                earlier = self.store.idempotent(*scope, (spec.id, endpoint, args))
+                earlier = self.store.idempotent(
+                    *scope, (spec.id, endpoint, args), stored=key_stored
+                )
             except IdempotencyMismatch as exc:
                 raise ApiError(
                     409,

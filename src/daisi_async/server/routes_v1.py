@@ -132,7 +132,13 @@ async def get_blob(request: Request) -> Response:
 
 
 def _submit_item(
-    rt: Runtime, item: Any, user: str | None, *, daisi_id: str | None = None, key: str | None = None
+    rt: Runtime,
+    item: Any,
+    user: str | None,
+    *,
+    daisi_id: str | None = None,
+    key: str | None = None,
+    stored_keys: set[str] | None = None,
 ) -> tuple[ExecutionRecord, bool]:
     item = expect_object(item, "a submission")
     did = daisi_id or item.get("daisi_id")
@@ -149,7 +155,8 @@ def _submit_item(
     if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
         raise bad_request("the idempotency key must be a string of 1 to 200 characters")
     args = rt.check_submission(spec, endpoint, arguments, user)
-    return rt.submit(spec, endpoint, args, user, idempotency_key=key)
+    stored = stored_keys is None or key in stored_keys
+    return rt.submit(spec, endpoint, args, user, idempotency_key=key, key_stored=stored)
 
 
 async def submit_one(request: Request) -> Response:
@@ -183,16 +190,21 @@ async def submit_batch(request: Request) -> Response:
         raise ApiError(413, "payload_too_large", f"at most {MAX_BATCH} executions per batch")
     results: list[dict[str, Any]] = []
     made: list[tuple[int, ExecutionRecord]] = []
-    for n, item in enumerate(items, 1):
-        if n % BATCH_SLICE == 0:  # let the executions made so far start meanwhile
+    for start in range(0, len(items), BATCH_SLICE):
+        if start:  # let the executions made so far start meanwhile
             await asyncio.sleep(0)
-        try:
-            rec, created = _submit_item(rt, item, user)
-        except ApiError as exc:
-            results.append({"error": exc.to_json()})
-            continue
-        made.append((len(results), rec))
-        results.append({"execution": execution_json(rt, rec), "created": created})
+        chunk = items[start : start + BATCH_SLICE]
+        # The slice's idempotency keys already stored, in one query (asked in the turn
+        # that makes the slice: a key stored later is a creation the store still holds).
+        stored = rt.store.stored_keys(user or "", [k for k in map(_key_of, chunk) if k])
+        for item in chunk:
+            try:
+                rec, created = _submit_item(rt, item, user, stored_keys=stored)
+            except ApiError as exc:
+                results.append({"error": exc.to_json()})
+                continue
+            made.append((len(results), rec))
+            results.append({"execution": execution_json(rt, rec), "created": created})
     await rt.store.commit()
     ids: list[str] = []
     for i, rec in made:
@@ -205,6 +217,11 @@ async def submit_batch(request: Request) -> Response:
         return json_response({"results": results})
     first = {"type": "submitted", "results": results}
     return StreamingResponse(_ndjson_waits(rt, ids, wait, first), media_type="application/x-ndjson")
+
+
+def _key_of(item: Any) -> str | None:
+    key = item.get("idempotency_key") if isinstance(item, dict) else None
+    return key if isinstance(key, str) else None
 
 
 def _line(obj: Any) -> bytes:

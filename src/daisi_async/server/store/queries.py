@@ -13,6 +13,7 @@ from .records import Event, ExecutionRecord
 __all__ = ["Queries"]
 
 _ACTIVE = frozenset({"QUEUED", "RUNNING"})
+_KEYS_PER_QUERY = 500  # (SQLite allows 32,766 parameters a statement)
 
 
 class Queries:
@@ -29,17 +30,21 @@ class Queries:
     _records: dict[str, ExecutionRecord]
 
     def idempotent(
-        self, scope: str, key: str, request: Request | None = None
+        self, scope: str, key: str, request: Request | None = None, *, stored: bool = True
     ) -> ExecutionRecord | None:
         """The execution created earlier with this idempotency key, if any.
 
-        Raises :class:`~.idempotency.IdempotencyMismatch` when ``request``
+        ``stored=False``: the caller knows the key is not in the table (it asked
+        :meth:`stored_keys` in this turn of the loop); only uncommitted creations are
+        looked at. Raises :class:`~.idempotency.IdempotencyMismatch` when ``request``
         (``(daisi_id, endpoint, args)``) is not the one that made it (see
         :func:`~.idempotency.check_request`).
         """
         kept: str | None = ""  # (a key kept bare)
         if (eid := self._idempotency.get((scope, key))) is not None:  # not yet committed
             rec = self._records.get(eid)
+        elif not stored:
+            return None
         else:
             row = self.db.execute(
                 "SELECT eid, fingerprint FROM idempotency WHERE scope = ? AND key = ?",
@@ -52,6 +57,26 @@ class Queries:
         if request is not None and rec is not None:
             check_request(kept, (rec.daisi_id, rec.endpoint, rec.args), request, eid)
         return rec
+
+    def stored_keys(self, scope: str, keys: Collection[str]) -> set[str]:
+        """Which of ``keys`` (idempotency keys of ``scope``) the table holds: one query
+        for a slice of a batch instead of one per submission.
+
+        Example:
+            >>> store.stored_keys("", ["k1", "k2"])  # doctest: +SKIP
+            {'k1'}
+        """
+        found: set[str] = set()
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), _KEYS_PER_QUERY):
+            part = wanted[start : start + _KEYS_PER_QUERY]
+            marks = ",".join("?" * len(part))
+            rows = self.db.execute(
+                f"SELECT key FROM idempotency WHERE scope = ? AND key IN ({marks})",
+                (scope, *part),
+            )
+            found.update(row[0] for row in rows)
+        return found
 
     def list_executions(
         self,
