@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from daisi_async import AsyncDaisi, DaisiNotFoundError, RetryPolicy
+from daisi_async import AsyncDaisi, AsyncDaisiExecution, DaisiNotFoundError, RetryPolicy
 from daisi_async._dialects.v1.submit import LINGER
 from daisi_async.testing import LocalRuntime
 from support.faultproxy import FaultProxy, drop_mid_stream, status
@@ -126,3 +126,29 @@ async def test_a_lone_call_that_is_refused_raises_its_typed_error_once(
             with pytest.raises(DaisiNotFoundError, match="no such Daisi"):
                 await d.compute(1, 2)
     assert proxy.count("POST", path_regex=LONE) == 1  # a 404 is not retried
+
+
+async def test_tasks_starting_one_call_together_share_its_refusal_then_it_can_start_again(
+    runtime: LocalRuntime, proxy: FaultProxy
+) -> None:
+    body = {"error": {"status": 404, "code": "not_found", "message": "no such Daisi"}}
+    refusal = status(404, {"content-type": "application/json"}, json.dumps(body).encode())
+    proxy.add_rule(method="POST", path_regex=BATCH, action=refusal)
+    failures: list[BaseException] = []
+
+    async def start(ex: AsyncDaisiExecution) -> None:
+        try:
+            await ex.start()
+        except DaisiNotFoundError as exc:
+            failures.append(exc)
+
+    with anyio.fail_after(20):
+        async with client(proxy.url) as d:
+            ex = d.compute(2, 3)
+            async with anyio.create_task_group() as tg:
+                for _ in range(3):
+                    tg.start_soon(start, ex)
+            assert len(failures) == 3 and ex.id is None  # one request, its error for all
+            assert proxy.count("POST", path_regex=BATCH) == 1
+            assert await ex.start() is not None  # the rule is spent: this one is made
+            assert await ex == 5

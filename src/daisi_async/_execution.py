@@ -63,7 +63,8 @@ class AsyncDaisiExecution:
         self._order = next(_created)
         self._state: RemoteState | None = None
         self._last_status = ExecutionStatus.NOT_STARTED
-        self._starting: Slot[str] | None = None
+        self._submitting = False
+        self._starting: Slot[str] | None = None  # made by a second task that starts it
         self._result_slot: Slot[RemoteState] | None = None
         self._value: Any = _UNSET
         self._started: Signal | None = None  # made by the first who waits for the start
@@ -128,10 +129,11 @@ class AsyncDaisiExecution:
         """:meth:`start`; ``linger``: the end is awaited next (see ``Dialect.submit``)."""
         if self.id is not None:
             return self.id
-        if self._starting is not None:
+        if self._submitting:  # another task submits it: wait for its id (or its error)
+            if self._starting is None:
+                self._starting = Slot()
             return await self._starting.wait()
-        slot: Slot[str] = Slot()
-        self._starting = slot
+        self._submitting = True
         try:
             args = {}
             for name, value in self.arguments.items():
@@ -151,12 +153,16 @@ class AsyncDaisiExecution:
             )
             self._result_slot = dialect.result_slot(state.id)
         except BaseException as exc:
-            self._starting = None
-            slot.fail(exc)
+            self._submitting = False
+            if self._starting is not None:
+                self._starting.fail(exc)
+                self._starting = None
             raise
+        self._submitting = False
         self.id = state.id
         self._observe(state)
-        slot.set(state.id)
+        if self._starting is not None:
+            self._starting.set(state.id)
         if self._started is not None:
             self._started.fire()
         return state.id

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, NoReturn, ParamSpec, Protocol, TypeVar
 
 import httpx
 from httpx_sse import SSEError
@@ -45,6 +45,7 @@ __all__ = [
     "replies",
     "reply_errors",
     "reply_stream",
+    "reraise",
     "translate",
 ]
 
@@ -280,12 +281,25 @@ def replies(
         try:
             return await fn(self, *args, **kwargs)
         except BaseException as exc:
-            err = translate(exc, f"{self.api} ({fn.__name__})")
-            if err is exc:
-                raise
-            raise err from err.__cause__
+            reraise(exc, f"{self.api} ({fn.__name__})")
 
     return guarded
+
+
+def reraise(exc: BaseException, where: str) -> NoReturn:
+    """Raise the public error for ``exc``, met while reading replies from ``where``
+    (what :func:`replies` does, for a hot method that keeps no wrapper frame).
+
+    Example:
+        >>> try:
+        ...     ...
+        ... except BaseException as exc:  # doctest: +SKIP
+        ...     reraise(exc, "http://127.0.0.1:8080/pebble-api (submit)")
+    """
+    err = translate(exc, where)
+    if err is exc:
+        raise exc
+    raise err from err.__cause__
 
 
 def reply_stream(

@@ -10,7 +10,7 @@ from anyio.abc import TaskGroup
 
 from ..._dispatch import Slot, Spawner
 from ..._errors import DaisiSerializationError
-from ..._failures import json_of, replies, reply_stream
+from ..._failures import json_of, replies, reply_stream, reraise
 from ..._serialization import decode_result
 from ..._transport import Transport
 from ..._wire import MAX_WAIT_SECONDS, ExecutionStatus
@@ -53,7 +53,6 @@ class V1Dialect(Dialect):
         return DaisiInfo.from_json(json_of(r), name_or_id)
 
     # -- executions ----------------------------------------------------------------------
-    @replies
     async def submit(
         self,
         daisi_id: str,
@@ -64,8 +63,14 @@ class V1Dialect(Dialect):
         order: int = 0,
         linger: bool = False,
     ) -> RemoteState:
-        arguments = await self.blobs.encode(args)
-        return await self.submitter.submit(daisi_id, endpoint, arguments, key, order, linger=linger)
+        # What @replies does, inline: a fan-out keeps this frame per call, not two.
+        try:
+            arguments = await self.blobs.encode(args)
+            return await self.submitter.submit(
+                daisi_id, endpoint, arguments, key, order, linger=linger
+            )
+        except BaseException as exc:
+            reraise(exc, f"{self.api} (submit)")
 
     def result_slot(self, eid: str) -> Slot[RemoteState]:
         return self.waiter.slot(eid)

@@ -38,14 +38,15 @@ from .wait import Waiter
 __all__ = ["Submitter"]
 
 BATCH_PATH = "/v1/executions"
-_SENT: dict[str, Any] = {}  # the body of a submission acknowledged by its batch
+_JSON = {"content-type": "application/json"}
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 LINGER = 0.05
 """Seconds a lone submission's reply may wait for the end of a quick call."""
 
 
 @dataclass(eq=False)
 class _Submission:
-    body: dict[str, Any]
+    body: str  # its item of a batch, as JSON text: no dicts for the collector to walk
     order: int
     linger: bool = False
     submitted: Slot[RemoteState] = field(default_factory=Slot)
@@ -79,12 +80,14 @@ class Submitter:
         (the submission's own wait: a fan-out keeps no frame of this method per call)."""
         if not self.spawner.can_spawn():  # no background task: one request of its own
             return self._submit_alone(daisi_id, endpoint, arguments, key)
-        body = {
-            "daisi_id": daisi_id,
-            "endpoint": endpoint,
-            "arguments": arguments,
-            "idempotency_key": key,
-        }
+        body = _encode(
+            {
+                "daisi_id": daisi_id,
+                "endpoint": endpoint,
+                "arguments": arguments,
+                "idempotency_key": key,
+            }
+        )
         sub = _Submission(body, order, linger)
         self._queue.append(sub)
         if not self._flush_scheduled:
@@ -121,7 +124,7 @@ class Submitter:
             await self._send(batches[0])  # the first batch goes out from this task
 
     async def _send_alone(self, sub: _Submission) -> None:
-        body = sub.body
+        body = json.loads(sub.body)
         path = f"/v1/daisies/{quote(body['daisi_id'], safe='')}/executions"
         try:
             r = await self.transport.request(
@@ -143,7 +146,7 @@ class Submitter:
 
     async def _send(self, batch: list[_Submission]) -> None:
         stream = self._streams < MAX_STREAMS
-        body = {"executions": [s.body for s in batch]}
+        body = ('{"executions":[' + ",".join(s.body for s in batch) + "]}").encode()
         waiting: set[str] = set()
         self._streams += stream
 
@@ -172,16 +175,18 @@ class Submitter:
             self.waiter.uncover(list(waiting))
 
     async def _send_once(
-        self, batch: list[_Submission], body: dict[str, Any], waiting: set[str], *, stream: bool
+        self, batch: list[_Submission], body: bytes, waiting: set[str], *, stream: bool
     ) -> None:
         if not stream:
-            r = await self.transport.request("POST", BATCH_PATH, json=body, idempotent=True)
+            r = await self.transport.request(
+                "POST", BATCH_PATH, content=body, headers=_JSON, idempotent=True
+            )
             with stream_errors(r):
                 self._on_submitted(batch, json_of(r)["results"], waiting)
             return
         async with self.transport.stream(
-            "POST", BATCH_PATH, params={"wait": MAX_WAIT_SECONDS}, json=body,
-            timeout=STREAM_TIMEOUT,
+            "POST", BATCH_PATH, params={"wait": MAX_WAIT_SECONDS}, content=body,
+            headers=_JSON, timeout=STREAM_TIMEOUT,
         ) as response:  # fmt: skip
             with stream_errors(response):
                 async for line in response.aiter_lines():
@@ -190,11 +195,6 @@ class Submitter:
                     msg = json.loads(line)
                     if msg["type"] == "submitted":
                         self._on_submitted(batch, msg["results"], waiting)
-                        # Acknowledged: never sent again. The bodies go now, not when the
-                        # stream ends (a fan-out waits on thousands of them).
-                        body["executions"] = []
-                        for sub in batch:
-                            sub.body = _SENT
                     elif msg["type"] == "done":
                         state = RemoteState.from_json(msg["execution"])
                         waiting.discard(state.id)
