@@ -1,5 +1,6 @@
-"""The client's shape: imports point one way (no cycles), modules stay small, and the
-public names are listed once and show as ``daisi_async.Name``."""
+"""The package's shape: imports point one way (no cycles), modules stay small, the
+public names are listed once and show as ``daisi_async.Name``, and asyncio timeouts are
+caught by their asyncio name (Python 3.10 is supported)."""
 
 from __future__ import annotations
 
@@ -118,3 +119,37 @@ def test_the_version_is_written_once() -> None:
     assert 'path = "src/daisi_async/__init__.py"' in pyproject
     assert "\nversion =" not in pyproject
     assert daisi_async.__version__.count(".") >= 2
+
+
+def _catches_builtin_timeout(tree: ast.AST) -> list[int]:
+    """Lines that catch (or suppress) the builtin ``TimeoutError`` by name."""
+    lines: list[int] = []
+    for node in ast.walk(tree):
+        caught: list[ast.expr] = []
+        if isinstance(node, ast.ExceptHandler) and node.type is not None:
+            caught = list(node.type.elts) if isinstance(node.type, ast.Tuple) else [node.type]
+        elif isinstance(node, ast.Call) and ast.unparse(node.func) == "contextlib.suppress":
+            caught = list(node.args)
+        lines += [e.lineno for e in caught if isinstance(e, ast.Name) and e.id == "TimeoutError"]
+    return lines
+
+
+def test_asyncio_timeouts_are_caught_as_asyncio_timeout_error() -> None:
+    """``asyncio.wait_for`` raises ``asyncio.TimeoutError``, which is the builtin
+    ``TimeoutError`` only from Python 3.11: a module that uses it catches the asyncio
+    name, or on 3.10 (supported) a wait that times out is a 500."""
+    wrong = {
+        str(path.relative_to(PACKAGE)): lines
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "asyncio.wait_for(" in (text := path.read_text())
+        and (lines := _catches_builtin_timeout(ast.parse(text)))
+    }
+    assert wrong == {}
+
+
+def test_the_timeout_check_finds_builtin_catches() -> None:
+    code = (
+        "try:\n    pass\nexcept (OSError, TimeoutError):\n    pass\n"
+        "with contextlib.suppress(TimeoutError):\n    pass\n"
+    )
+    assert _catches_builtin_timeout(ast.parse(code)) == [3, 5]

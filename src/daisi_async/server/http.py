@@ -409,7 +409,7 @@ async def woken(wake: asyncio.Event, timeout: float = KEEPALIVE_SECONDS) -> bool
     """Wait for ``wake``; False when ``timeout`` passes first (time for a keep-alive)."""
     try:
         await asyncio.wait_for(wake.wait(), timeout)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # (not the builtin before Python 3.11)
         return False
     return True
 

@@ -41,7 +41,7 @@ class Waits:
             if timeout is None:
                 await done
             else:
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(asyncio.TimeoutError):  # (not builtin on 3.10)
                     await asyncio.wait_for(done, timeout)
         finally:
             remove()
@@ -101,7 +101,7 @@ class Waits:
                         if not queue.empty()
                         else await asyncio.wait_for(queue.get(), left)
                     )
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     break
                 if item is None:
                     break
