@@ -113,7 +113,7 @@ def translate(exc: BaseException, where: str) -> BaseException:
     The new error's ``__cause__`` is the original (raise it ``from`` its cause).
 
     Example:
-        >>> err = translate(ExceptionGroup("g", [httpx.ConnectError("refused")]), "http://h/x")
+        >>> err = translate(BaseExceptionGroup("g", [httpx.ConnectError("refused")]), "http://h/x")
         >>> type(err).__name__, type(err.__cause__).__name__
         ('DaisiConnectionError', 'ConnectError')
     """

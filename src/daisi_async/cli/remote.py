@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import sys
@@ -118,7 +119,9 @@ def run(main: Callable[[], Awaitable[int | None]]) -> NoReturn:
         exc = _leaf(raised)
         if isinstance(exc, (click.ClickException, click.exceptions.Exit)):
             raise exc from None
-        if isinstance(exc, KeyboardInterrupt):
+        # Ctrl-C cancels the run's main task: Python 3.11+ reports KeyboardInterrupt, the
+        # runner of older ones the cancellation itself (nothing else cancels that task).
+        if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
             click.echo("Interrupted.", err=True)
             sys.exit(INTERRUPTED)
         if isinstance(exc, DaisiRequestError):
