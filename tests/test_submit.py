@@ -24,6 +24,8 @@ POLICY = RetryPolicy(attempts=6, backoff=0.01, max_backoff=0.1)
 LONE = r"/v1/daisies/[^/]+/executions$"
 BATCH = r"/v1/executions$"
 WAIT = "/v1/executions/wait"
+NOT_FOUND = {"error": {"status": 404, "code": "not_found", "message": "no such Daisi"}}
+REFUSAL = status(404, {"content-type": "application/json"}, json.dumps(NOT_FOUND).encode())
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +120,7 @@ async def test_calls_started_together_or_started_first_use_the_batch_stream(
 async def test_a_lone_call_that_is_refused_raises_its_typed_error_once(
     runtime: LocalRuntime, proxy: FaultProxy
 ) -> None:
-    body = {"error": {"status": 404, "code": "not_found", "message": "no such Daisi"}}
-    refusal = status(404, {"content-type": "application/json"}, json.dumps(body).encode())
-    proxy.add_rule(method="POST", path_regex=LONE, action=refusal)
+    proxy.add_rule(method="POST", path_regex=LONE, action=REFUSAL)
     with anyio.fail_after(20):
         async with client(proxy.url) as d:
             with pytest.raises(DaisiNotFoundError, match="no such Daisi"):
@@ -131,9 +131,7 @@ async def test_a_lone_call_that_is_refused_raises_its_typed_error_once(
 async def test_tasks_starting_one_call_together_share_its_refusal_then_it_can_start_again(
     runtime: LocalRuntime, proxy: FaultProxy
 ) -> None:
-    body = {"error": {"status": 404, "code": "not_found", "message": "no such Daisi"}}
-    refusal = status(404, {"content-type": "application/json"}, json.dumps(body).encode())
-    proxy.add_rule(method="POST", path_regex=BATCH, action=refusal)
+    proxy.add_rule(method="POST", path_regex=BATCH, action=REFUSAL)
     failures: list[BaseException] = []
 
     async def start(ex: AsyncDaisiExecution) -> None:
