@@ -328,18 +328,15 @@ class Store(BlobMethods, Queries, Listeners):
         statements: list[tuple[str, tuple[Any, ...]]],
         apply: Callable[[], None] | None = None,
         *,
+        at: float,
         sheddable: bool = False,
-        at: float | None = None,
     ) -> None:
-        """Queue ``statements`` as the change that makes event ``kind`` of ``rec``; a log
-        line is also a row of ``events``, a status change is its execution row's own
-        change (:meth:`~.queries.Queries.events` reads it from there)."""
+        """Queue ``statements`` as the change that makes event ``kind`` of ``rec`` (at
+        time ``at``), shown to listeners once committed. A status change is its execution
+        row's own change (:meth:`~.queries.Queries.events` reads it from there); a log
+        line's statements also write its row of ``events``."""
         rec.seq += 1
-        ev = Event(
-            seq=rec.seq, kind=kind, data=data, stream=stream, time=time.time() if at is None else at
-        )
-        if kind == "log":
-            statements.append((INSERT_EVENT, (rec.id, ev.seq, kind, stream, data, ev.time)))
+        ev = Event(seq=rec.seq, kind=kind, data=data, stream=stream, time=at)
 
         def visible() -> None:
             if apply is not None:
@@ -469,12 +466,17 @@ class Store(BlobMethods, Queries, Listeners):
         def apply() -> None:
             rec.last_line = line
 
+        seq, now = rec.seq + 1, time.time()
         self._event(
             rec,
             "log",
             line,
             stream,
-            [("UPDATE executions SET seq = ? WHERE id = ?", (rec.seq + 1, rec.id))],
+            [
+                (INSERT_EVENT, (rec.id, seq, "log", stream, line, now)),
+                ("UPDATE executions SET seq = ? WHERE id = ?", (seq, rec.id)),
+            ],
             apply,
+            at=now,
             sheddable=True,
         )
