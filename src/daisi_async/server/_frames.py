@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # imported where used: the worker program reads frames without asyncio
     import asyncio
@@ -27,6 +27,12 @@ MAX_HEADER_SIZE = 64 * 2**20
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _loads = json.JSONDecoder().decode
+
+
+class Readable(Protocol):
+    """A blocking byte stream: ``read(n)`` gives ``n`` bytes, or fewer at its end."""
+
+    def read(self, n: int, /) -> bytes: ...
 
 
 class FrameError(Exception):
@@ -64,7 +70,7 @@ def _check_prefix(prefix: bytes) -> tuple[int, int]:
     return head_len, body_len
 
 
-def read_frame(stream: BinaryIO) -> tuple[dict[str, Any], bytes] | None:
+def read_frame(stream: Readable) -> tuple[dict[str, Any], bytes] | None:
     """Read one frame from a blocking binary stream (e.g. ``sock.makefile("rb")``).
 
     Returns ``(header, body)``, or ``None`` at a clean end of stream (before a

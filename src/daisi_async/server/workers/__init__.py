@@ -8,7 +8,11 @@ imported the Daisi's entry module once and run executions one at a time. The poo
   ``idle_timeout``, down to ``min_workers``; ``workers.set(n)`` pins the count;
 * limits the time an import may take, and tries a failed import again on a later
   call, after a backoff; what an import prints goes to the Daisi's start log;
-* hands jobs to idle workers first come, first served;
+* hands jobs to workers first come, first served: to an idle worker, or queued on a
+  busy one whose job began moments ago (its lane, :mod:`.lane`: the worker then goes
+  from job to job without waiting for the server); jobs that never began go back to
+  the queue when their worker is lost, or when they are stuck behind a long job while
+  another worker is idle;
 * relays each log line to ``on_log`` as the worker prints it;
 * enforces a time limit and a memory limit per execution by killing the worker
   (:mod:`.limits`); the memory limit counts the resident memory of the worker and of
@@ -43,7 +47,9 @@ is captured and relayed.
 
 The modules: :mod:`.pool` (the pool: queue, acquire and release, sizing),
 :mod:`.backoff` (retrying failed starts), :mod:`.process` (one worker process),
-:mod:`.jobs` (one execution's frames and outcome), :mod:`.limits` (time and memory
+:mod:`.placement` (which worker takes a job), :mod:`.lane` (the jobs sent to one
+worker, and the reading of its frames),
+:mod:`.jobs` (one execution's frame and outcome), :mod:`.limits` (time and memory
 watchdog), :mod:`.proctree` (process trees), :mod:`.environment` (the environment
 allowlist), :mod:`.sandbox` and :mod:`.room` (the sandbox and a worker's room in it),
 :mod:`.state` (a Daisi's state names), :mod:`.startlog` (a Daisi's start log),

@@ -1,23 +1,26 @@
-"""One execution on a worker: what to run (:class:`Job`), how it ended (:class:`Outcome`),
-and the frames exchanged with the worker meanwhile (:func:`exchange`).
+"""One execution on a worker: what to run (:class:`Job`) and its ``run`` frame
+(:func:`run_frame`), how it ended (:class:`Outcome`: :func:`outcome_of` its ``done``
+frame, or :func:`lost` with its worker). The frames are sent and read by the worker's
+lane (:mod:`.lane`).
 
 Errors are ``{"type", "message", "traceback"}``; types starting with ``daisi.`` come
 from the runtime, the others name the exception the Daisi raised.
 
 Example:
     >>> job = Job("e1", "compute", {"x": {"json": 1}}, timeout=30, result_path="/tmp/e1.dill")
-    >>> outcome = await exchange(worker, job, on_log=print)  # doctest: +SKIP
+    >>> head, bodies = run_frame(job)
+    >>> head[8:].startswith(b'{"op":"run","eid":"e1"')
+    True
 """
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._frames import FrameError, encode_head, read_frame_async
-from .limits import start_watchdog
+from .._frames import encode_head
 
 if TYPE_CHECKING:
     from .process import WorkerProcess
@@ -30,10 +33,10 @@ __all__ = [
     "describe_exit",
     "error",
     "error_text",
-    "exchange",
     "format_bytes",
     "lost",
-    "run_job",
+    "outcome_of",
+    "run_frame",
 ]
 
 
@@ -143,8 +146,9 @@ def error_text(error: Mapping[str, str] | None) -> str:
     return tb
 
 
-def _run_frame(job: Job) -> tuple[bytes, list[bytes]]:
-    """The head of the ``run`` frame of ``job`` and the argument bytes of its body."""
+def run_frame(job: Job, *, queued: bool = False) -> tuple[bytes, list[bytes]]:
+    """The head of the ``run`` frame of ``job`` and the argument bytes of its body;
+    ``queued``: sent while the worker has other jobs (see :mod:`.lane`)."""
     args: dict[str, Any] = {}
     bodies: list[bytes] = []
     offset = 0
@@ -156,55 +160,21 @@ def _run_frame(job: Job) -> tuple[bytes, list[bytes]]:
             offset += len(data)
         else:
             args[arg_name] = spec
-    head = encode_head(
-        {
-            "op": "run",
-            "eid": job.eid,
-            "endpoint": job.endpoint,
-            "args": args,
-            "result_path": job.result_path,
-            "inline_limit": job.inline_limit,
-        },
-        offset,
-    )
-    return head, bodies
+    header = {
+        "op": "run",
+        "eid": job.eid,
+        "endpoint": job.endpoint,
+        "args": args,
+        "result_path": job.result_path,
+        "inline_limit": job.inline_limit,
+    }
+    if queued:
+        header["queued"] = True
+    return encode_head(header, offset), bodies
 
 
-async def exchange(
-    worker: WorkerProcess, job: Job, on_log: Callable[[dict[str, Any]], None]
-) -> Outcome | None:
-    """Send ``job`` to ``worker`` and read its frames until the job's ``done`` frame.
-
-    Each ``log`` frame of the job goes to ``on_log``. Returns None when the worker's
-    stream ends first (see :func:`lost`).
-    """
-    head, bodies = _run_frame(job)
-    try:
-        worker.writer.writelines([head, *bodies])  # one system call, not one per part
-        await worker.writer.drain()
-    except (ConnectionError, OSError):
-        pass  # the worker is gone: the read below sees the end of the stream
-    reader = worker.reader
-    while True:
-        try:
-            frame = await read_frame_async(reader)
-        except FrameError:
-            worker.kill("protocol")
-            frame = None
-        except (ConnectionError, OSError):
-            frame = None
-        if frame is None:
-            return None
-        header, body = frame
-        op = header.get("op")
-        if op == "log":
-            if header.get("eid") == job.eid:
-                on_log(header)
-        elif op == "done" and header.get("eid") == job.eid:
-            return _done(header, body)
-
-
-def _done(header: dict[str, Any], body: bytes) -> Outcome:
+def outcome_of(header: dict[str, Any], body: bytes) -> Outcome:
+    """The :class:`Outcome` a ``done`` frame reports."""
     if not header.get("ok"):
         return Outcome(ok=False, error=clean_error(header.get("error")))
     file = header.get("file")
@@ -263,32 +233,3 @@ async def lost(worker: WorkerProcess, job: Job, memory_limit: int | None) -> Out
             "the worker pool was shut down while this execution was running",
         ),
     )
-
-
-async def run_job(
-    worker: WorkerProcess,
-    job: Job,
-    *,
-    memory_limit: int | None,
-    on_log: Callable[[dict[str, Any]], None],
-) -> Outcome:
-    """Run ``job`` on ``worker`` under its time limit and ``memory_limit``: the frames
-    (:func:`exchange`), then the outcome, or why the worker was lost (:func:`lost`).
-
-    A sandboxed worker gets the job through its room (:mod:`.room`): argument files
-    linked in, the result file moved out to ``job.result_path``.
-    """
-    room = worker.room
-    start_watchdog(worker, timeout=job.timeout, memory_limit=memory_limit)
-    outcome: Outcome | None = None
-    try:
-        outcome = await exchange(worker, job if room is None else room.stage(job), on_log)
-        if outcome is None:
-            return await lost(worker, job, memory_limit)
-        if room is not None:
-            outcome = room.collect(outcome, job)
-        return outcome
-    finally:
-        worker.stop_watchdog()
-        if room is not None:
-            room.clear(job, ended_well=outcome is not None and outcome.ok)

@@ -3,8 +3,9 @@ with the queue, stopped when idle.
 
 * **On demand**: :meth:`WorkerPool.start` starts ``min_workers`` workers in the
   background and returns at once. A call that finds no idle worker waits in the queue
-  while the pool starts one more, up to ``max_workers``: one execution per worker at
-  a time, first come, first served.
+  while the pool starts one more, up to ``max_workers``, first come, first served.
+  A worker runs one execution at a time; once the pool has ``max_workers``, jobs also
+  queue on busy workers whose job just began (:mod:`.placement`, :mod:`.lane`).
 * **Idle**: a worker idle for ``idle_timeout`` seconds exits, down to ``min_workers``.
 * **Pinned**: :meth:`WorkerPool.pin` (``workers.set(n)``) makes ``min_workers =
   max_workers = n`` until pinned again.
@@ -36,8 +37,9 @@ from typing import TYPE_CHECKING, Any
 from ..._dispatch import Signal
 from .backoff import Backoff, as_import_error
 from .environment import worker_environment
-from .jobs import DaisiImportError, Job, Outcome, run_job
-from .pool_view import PoolView
+from .jobs import DaisiImportError, Job, Outcome, lost
+from .lane import Lane, Requeue
+from .placement import Placement
 from .process import EXIT_GRACE, WorkerProcess, launch, package_root, wait_ready
 
 if TYPE_CHECKING:
@@ -62,7 +64,7 @@ def _check_counts(low: int, high: int) -> None:
         raise ValueError(f"min_workers must be between 0 and max_workers ({high}), not {low}")
 
 
-class WorkerPool(PoolView):
+class WorkerPool(Placement):
     """Worker processes for one Daisi (see the module docstring).
 
     Example:
@@ -116,6 +118,7 @@ class WorkerPool(PoolView):
         self._workers: set[WorkerProcess] = set()  # ready, in service (idle or busy)
         self._idle: collections.deque[WorkerProcess] = collections.deque()
         self._waiters: collections.deque[asyncio.Future[WorkerProcess]] = collections.deque()
+        self._again: collections.deque[asyncio.Future[WorkerProcess]] = collections.deque()
         self._starting = 0
         self._retiring = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -173,33 +176,56 @@ class WorkerPool(PoolView):
             await self._wait_change()
 
     async def run(self, job: Job, *, on_start: Callable[[], None] | None = None) -> Outcome:
-        """Run ``job`` on the next idle worker (first come, first served), starting one if
-        none is idle and the pool may grow.
+        """Run ``job`` on the next worker that can take it (first come, first served),
+        starting one if none can and the pool may grow.
 
-        ``on_start`` is called when a worker takes the job (it leaves the queue).
-        Log lines go to ``on_log`` as they arrive. A time limit, memory limit or
-        worker crash ends in a failed :class:`Outcome` and the worker's end.
-        If the awaiting task is cancelled, the worker is killed and
+        A worker takes a job while idle, or, once the pool has ``max_workers``, while
+        its running job began moments ago (the job then waits in its lane:
+        :mod:`.lane`). ``on_start`` is called when the
+        job begins on the worker (it leaves the queue). Log lines go to ``on_log`` as
+        they arrive. A time limit, memory limit or worker crash ends in a failed
+        :class:`Outcome` and the worker's end; jobs that had not begun on that worker
+        go back to the front of the queue. If the awaiting task is cancelled, the job
+        is taken back if it has not begun, else its worker is killed; then
         :class:`asyncio.CancelledError` propagates.
 
         Raises:
             DaisiImportError: no worker could import the Daisi for this job.
             PoolRetired: the pool was retired before a worker took the job.
         """
-        worker = await self._acquire()
+        on_log = functools.partial(self._emit_log, job.eid)
+        again = False
+        while True:
+            worker = await self._acquire(again=again)
+            room, lane = worker.room, worker.lane
+            sent = job if room is None else room.stage(job)
+            entry = lane.send(sent, on_start=on_start, on_log=on_log)
+            try:
+                result = await entry.future
+            except BaseException:
+                lane.withdraw(entry)
+                if room is not None:
+                    room.clear(job)
+                if worker.gone:
+                    self._discard(worker)
+                raise
+            if not isinstance(result, Requeue):
+                break
+            if room is not None:
+                room.clear(job)
+            again = True  # it never began: back to the front of the queue
+        outcome: Outcome | None = None
         try:
-            if on_start is not None:
-                on_start()
-            outcome = await self._execute(worker, job)
-        except BaseException:
-            worker.kill("cancel")
-            self._discard(worker)
-            raise
-        if worker.gone:
-            self._discard(worker)
-        else:
-            self._release(worker)
-        return outcome
+            if result is None:  # the worker was lost while the job ran
+                outcome = await lost(worker, job, self.memory_limit)
+            else:
+                outcome = result if room is None else room.collect(result, job)
+            return outcome
+        finally:
+            if room is not None:
+                room.clear(job, ended_well=outcome is not None and outcome.ok)
+            if worker.gone:
+                self._discard(worker)
 
     async def retire(self) -> None:
         """Take no more work: waiting calls get :class:`PoolRetired`, idle workers exit,
@@ -240,6 +266,9 @@ class WorkerPool(PoolView):
         for w in list(self._all):
             await w.finish(0)
             w.writer.close()
+            lane: Lane | None = getattr(w, "lane", None)  # (none if it never got ready)
+            if lane is not None:
+                await lane.close()
         self._all.clear()
         self._workers.clear()
 
@@ -314,6 +343,9 @@ class WorkerPool(PoolView):
         if self._closed or self._retired:
             worker.ask_exit()
             return
+        worker.lane = Lane(
+            worker, memory_limit=self.memory_limit, on_free=self._freed, on_end=self._lane_ended
+        )
         self._workers.add(worker)
         self._release(worker)
 
@@ -365,30 +397,40 @@ class WorkerPool(PoolView):
         while len(self._workers) + self._starting > self._max and self._idle:
             self._retire(self._idle.pop())
         busy = len(self._workers) - len(self._idle)
-        wanted = min(self._max, max(self._min, busy + len(self._waiters)))
+        wanted = min(self._max, max(self._min, busy + len(self._waiters) + len(self._again)))
         missing = wanted - len(self._workers) - self._starting
         if missing > 0 and not self._backoff.waiting(asyncio.get_running_loop().time()):
             for _ in range(missing):
                 self._start_background()
 
     def _release(self, worker: WorkerProcess) -> None:
-        """A worker is free: hand it to the first waiter, or park it as idle."""
+        """A worker's lane is empty: hand it to waiting callers, or park it as idle (and
+        let it take the jobs stuck behind a long one elsewhere: :meth:`_steal`)."""
         worker.busy = False
         if worker.gone:
             return
         if self._closed or self._retired or len(self._workers) + self._starting > self._max:
             self._retire(worker)
             return
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                worker.busy = True
-                waiter.set_result(worker)
-                return
+        if self._hand_out(worker):
+            return
         self._idle.append(worker)
         if self.idle_timeout is not None:
             loop = asyncio.get_running_loop()
             worker.idle_timer = loop.call_later(self.idle_timeout, self._idle_expired, worker)
+        self._steal()
+
+    def _freed(self, worker: WorkerProcess) -> None:
+        """A job left the worker's lane (the lane calls this)."""
+        if worker.lane.idle:
+            self._release(worker)
+        elif not worker.gone:
+            self._hand_out(worker)
+
+    def _lane_ended(self, worker: WorkerProcess) -> None:
+        """The worker's stream ended (the lane calls this)."""
+        if worker in self._workers:
+            self._discard(worker)
 
     def _idle_expired(self, worker: WorkerProcess) -> None:
         """An idle worker waited ``idle_timeout`` seconds: it exits, unless it is one of
@@ -398,14 +440,14 @@ class WorkerPool(PoolView):
             self._retire(worker)
             self._notify()
 
-    async def _acquire(self) -> WorkerProcess:
+    async def _acquire(self, *, again: bool = False) -> WorkerProcess:
+        """A worker with a place reserved in its lane for the caller's job; ``again``:
+        the job was sent back by a lane, so it waits at the front of the queue."""
         loop = asyncio.get_running_loop()
         while True:
             self._check_usable()
-            if self._idle and not self._waiters:
-                worker = self._idle.popleft()
-                worker.stop_idle_timer()
-            else:
+            worker = None if self._waiters or self._again else self._pick()
+            if worker is None:
                 failure = self._backoff.failure
                 if (
                     failure
@@ -414,21 +456,24 @@ class WorkerPool(PoolView):
                 ):
                     raise failure
                 waiter: asyncio.Future[WorkerProcess] = loop.create_future()
-                self._waiters.append(waiter)
+                queue = self._again if again else self._waiters
+                queue.append(waiter)
                 self._rebalance()
                 try:
                     worker = await waiter
                 except asyncio.CancelledError:
                     if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                        self._release(waiter.result())
+                        given = waiter.result()
+                        given.lane.reserved -= 1
+                        self._freed(given)
                     else:
                         with contextlib.suppress(ValueError):
-                            self._waiters.remove(waiter)
+                            queue.remove(waiter)
                     raise
-            if worker.gone or worker.proc.returncode is not None:  # died while idle
+            if worker.gone or worker.proc.returncode is not None:  # died meanwhile
+                worker.lane.reserved -= 1
                 self._discard(worker)
                 continue
-            worker.busy = True
             return worker
 
     def _check_usable(self, *, started: bool = True) -> None:
@@ -439,12 +484,6 @@ class WorkerPool(PoolView):
         if started and not self._started:
             raise RuntimeError("WorkerPool.start() has not been called")
 
-    def _fail_waiters(self, exc: BaseException) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(exc)
-
     # --- one execution -------------------------------------------------------------------
 
     def _emit_log(self, eid: str, header: dict[str, Any]) -> None:
@@ -452,7 +491,3 @@ class WorkerPool(PoolView):
             self._on_log(eid, str(header.get("stream", "stdout")), str(header.get("line", "")))
         except Exception:
             _log.exception("daisi %r: the log callback failed", self.name)
-
-    async def _execute(self, worker: WorkerProcess, job: Job) -> Outcome:
-        on_log = functools.partial(self._emit_log, job.eid)
-        return await run_job(worker, job, memory_limit=self.memory_limit, on_log=on_log)

@@ -34,6 +34,7 @@ from . import proctree
 from .jobs import DaisiImportError, clean_error, describe_exit, error
 
 if TYPE_CHECKING:
+    from .lane import Lane
     from .room import WorkerRoom
     from .sandbox import Sandbox
 
@@ -94,7 +95,11 @@ def kill_worker_tree(pid: int) -> None:
 
 
 class WorkerProcess:
-    """One worker process and its socket; no task of its own."""
+    """One worker process and its socket."""
+
+    lane: Lane
+    """Its jobs and the task reading its frames (:mod:`.lane`), given by the pool once the
+    worker is ready."""
 
     __slots__ = (
         "busy",
@@ -103,6 +108,7 @@ class WorkerProcess:
         "idle_timer",
         "kill_reason",
         "known",
+        "lane",
         "peak_rss",
         "pid",
         "proc",

@@ -22,7 +22,7 @@ ends (:meth:`WorkerRoom.remove`); the server clears every room left over at star
 Example:
     >>> room = WorkerRoom(Path(".daisi/sandbox/w-1"))  # doctest: +SKIP
     >>> sent = room.stage(job)  # doctest: +SKIP
-    >>> outcome = room.collect(await exchange(worker, sent, on_log), job)  # doctest: +SKIP
+    >>> outcome = room.collect(await lane.send(sent, ...).future, job)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class WorkerRoom:
         self.home = folder / "home"
         for path in (self.inbox, self.outbox, self.tmp, self.home):
             path.mkdir(parents=True, exist_ok=True)
-        self._staged: list[Path] = []
+        self._staged: dict[str, list[Path]] = {}  # by execution: a lane holds several
 
     def stage(self, job: Job) -> Job:
         """``job`` as the sandboxed worker sees it: its argument files linked into ``in/``
@@ -70,14 +70,14 @@ class WorkerRoom:
                 args[name] = spec
                 continue
             source = Path(spec["file"])
-            link = self.inbox / f"{n}-{source.name}"
+            link = self.inbox / f"{job.eid}-{n}-{source.name}"
             with contextlib.suppress(FileNotFoundError):
                 link.unlink()
             try:
                 os.link(source, link)
             except OSError:  # another file system, or links refused: copy
                 shutil.copyfile(source, link)
-            self._staged.append(link)
+            self._staged.setdefault(job.eid, []).append(link)
             args[name] = {"file": f"{IN_DIR}/{link.name}"}
         result = f"{OUT_DIR}/{os.path.basename(job.result_path)}"
         # (not dataclasses.replace: this runs for every job, and replace costs 3x more)
@@ -109,10 +109,9 @@ class WorkerRoom:
         ``ended_well``: the job's outcome was a success and :meth:`collect` took its
         result file, if any; the worker writes nothing else there, so there is nothing
         to look for (two system calls fewer per job)."""
-        for link in self._staged:
+        for link in self._staged.pop(job.eid, ()):
             with contextlib.suppress(OSError):
                 link.unlink()
-        self._staged.clear()
         if ended_well:
             return
         name = os.path.basename(job.result_path)

@@ -17,8 +17,18 @@ over it. The worker
    (:mod:`.loading`);
 3. reports ``{"op": "ready", "pid"}`` or ``{"op": "import_error", "error"}``, after
    the ``log`` frames of what the import printed;
-4. runs ``{"op": "run"}`` frames one at a time until ``{"op": "exit"}`` or the
-   end of the stream (:mod:`.main`, :mod:`.calling`, :mod:`.results`).
+4. runs the jobs of ``{"op": "run"}`` frames one at a time, in the order they came,
+   until ``{"op": "exit"}`` or the end of the stream (:mod:`.main`, :mod:`.calling`,
+   :mod:`.results`), answering each with a ``{"op": "done", "eid", "next"}`` frame.
+
+The server may send jobs while one runs (``"queued": true``); they wait in the
+worker's inbox (:mod:`.inbox`). ``next`` names the job that begins right after a
+``done`` frame (taken from the inbox before the frame is sent), or is null; a queued
+job that no ``next`` named is announced by ``{"op": "begin", "eid"}`` as it begins. So
+the server always knows which job runs. ``{"op": "cancel", "eid"}`` takes back a job
+that has not begun, answered by ``{"op": "skipped", "eid"}``; for a job that has begun
+it is ignored. The inbox is read between jobs, and during a job once it has run 5 ms
+(by a watcher thread), so that jobs stuck behind a long one can be taken back.
 
 Client bytes (dill arguments) are opened only here, never in the server.
 

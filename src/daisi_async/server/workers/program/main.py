@@ -16,13 +16,13 @@ import time
 import types
 from typing import Any
 
-from daisi_async.server import _frames
 from daisi_async.server.workers import proctree
 
 from .calling import ArgumentFailure, call, open_arguments
 from .capture import IMPORTING, LineWriter, configure_logging
 from .channel import Channel, exit_now
 from .failures import error, format_exception, qualified_type, safe_str
+from .inbox import Inbox
 from .loading import load_entry
 from .results import DEFAULT_INLINE_LIMIT, SiblingModules, result_frame
 
@@ -38,7 +38,8 @@ def _failure(exc: BaseException) -> dict[str, str]:
 
 
 class _Worker:
-    """The loop of a worker whose Daisi imported: one ``run`` frame at a time."""
+    """The loop of a worker whose Daisi imported: its jobs one at a time, in the order
+    their ``run`` frames came (see the package docstring)."""
 
     def __init__(
         self,
@@ -53,6 +54,7 @@ class _Worker:
         self.out = out
         self.err = err
         self.siblings = siblings
+        self.inbox = Inbox(channel)
         self.resident: frozenset[tuple[int, int]] = frozenset()
         """Processes started at import time: they live as long as the worker."""
         if proctree.has_children():
@@ -63,8 +65,8 @@ class _Worker:
         if proctree.has_children():
             proctree.kill_tree(os.getpid(), include_root=False, keep=self.resident, reap=True)
 
-    def run(self, header: dict[str, Any], body: bytes) -> None:
-        """Run one execution and send its ``done`` frame."""
+    def run(self, header: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
+        """Run one execution: its ``done`` frame, to send."""
         eid = str(header.get("eid", ""))
         endpoint = str(header.get("endpoint", ""))
         args = header.get("args") or {}
@@ -101,23 +103,31 @@ class _Worker:
             )
             del result
         self.end_processes()
-        self.channel.send(reply, data)
+        return reply, data
 
     def serve(self) -> None:
-        """Run ``run`` frames until ``exit`` or the end of the stream."""
-        while True:
-            try:
-                frame = self.channel.recv()
-            except (OSError, _frames.FrameError):
-                return
-            if frame is None:
-                return
-            header, body = frame
-            op = header.get("op")
-            if op == "exit":
-                return
-            if op == "run":
-                self.run(header, body)
+        """Run the jobs in the order they came, until ``exit`` or the end of the stream.
+
+        Each ``done`` frame names the job that begins next (``next``), taken from the
+        inbox before the frame is sent. A job the server sent while others were
+        running (``"queued": true``) that no ``done`` frame named is announced by a
+        ``begin`` frame; a job sent to an idle worker begins when it arrives."""
+        self.inbox.watch()
+        job = self.inbox.next(wait=True)
+        announced = None
+        while job is not None:
+            header, body = job
+            eid = header.get("eid")
+            if header.get("queued") and eid != announced:
+                self.channel.send({"op": "begin", "eid": eid})
+            self.inbox.running()
+            reply, data = self.run(header, body)
+            self.inbox.ended()
+            job = self.inbox.next(wait=False)
+            announced = reply["next"] = None if job is None else job[0].get("eid")
+            self.channel.send(reply, data)
+            if job is None:
+                job = self.inbox.next(wait=True)
 
 
 def _die_with_parent() -> None:
