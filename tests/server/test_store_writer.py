@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from daisi_async.server.store import StorageError
-from daisi_async.server.store.writer import GroupWriter, Op
+from daisi_async.server.store.writer import MAX_COMMIT_OPS, GroupWriter, Op
 
 
 @pytest.fixture
@@ -110,3 +110,31 @@ def test_a_commit_window_gathers_the_changes_of_many_loop_turns(
     asyncio.run(main())
     assert statements.count("COMMIT") == commits
     assert rows(db) == [("a", n) for n in range(5)] and seen == [f"a{n}" for n in range(5)]
+
+
+def test_a_large_group_is_committed_in_parts_one_per_loop_turn(db: sqlite3.Connection) -> None:
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    seen: list[str] = []
+    writer = GroupWriter(lambda: db, on_data_error=lambda e, x: None,
+                         on_storage_error=lambda ops, err: None)  # fmt: skip
+    half = MAX_COMMIT_OPS + MAX_COMMIT_OPS // 5  # 600: the first waiter's ops end in part 2
+    answered: dict[str, int] = {}  # waiter: COMMITs made when it was answered
+
+    async def wait(name: str) -> None:
+        await writer.commit()
+        answered[name] = statements.count("COMMIT")
+
+    async def main() -> None:
+        waiters = []
+        for name in ("first", "second"):
+            for i in range(half):
+                writer.add(insert(name, i, seen))
+            waiters.append(asyncio.ensure_future(wait(name)))
+            await asyncio.sleep(0)  # the waiter asks now, before the next ops
+        await asyncio.gather(*waiters)
+
+    asyncio.run(main())
+    assert statements.count("COMMIT") == 3  # 500 + 500 + 200 ops, one part per turn
+    assert answered == {"first": 2, "second": 3}  # each once its own ops are committed
+    assert seen == [f"first{i}" for i in range(half)] + [f"second{i}" for i in range(half)]

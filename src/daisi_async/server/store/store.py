@@ -10,6 +10,7 @@ escaped on the way in: one Daisi's output can never fail another's writes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import time
@@ -38,6 +39,8 @@ _INSERT_EXECUTION = (
     " args, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _CACHE_TERMINAL = 50_000
+"""Records kept in memory; past it, the oldest finished ones are forgotten a tenth at a
+time (they are read back from the database when asked for)."""
 _QUEUED = ExecutionStatus.QUEUED.value
 _RUNNING = ExecutionStatus.RUNNING.value
 
@@ -57,6 +60,7 @@ class Store(BlobMethods, Queries, Listeners):
         self._db: sqlite3.Connection | None = None
         self._lock: StoreLock | None = None
         self._records: OrderedDict[str, ExecutionRecord] = OrderedDict()
+        self._evict_at = _CACHE_TERMINAL  # the cache size at which the next pass runs
         self._unsaved: dict[str, ExecutionRecord] = {}  # created, creation not committed
         self._creating: dict[str, Op] = {}  # the ops of those creations, while queued
         Listeners.__init__(self)
@@ -308,16 +312,25 @@ class Store(BlobMethods, Queries, Listeners):
     def _cache(self, rec: ExecutionRecord) -> None:
         self._records[rec.id] = rec
         self._records.move_to_end(rec.id)
-        if len(self._records) > _CACHE_TERMINAL:
-            for eid in list(self._records)[: len(self._records) // 10]:
-                old = self._records[eid]
-                if (
-                    old.latest.is_terminal
-                    and old.status.is_terminal
-                    and eid not in self._listeners
-                    and not self._writer.pending_for(eid)
-                ):
-                    del self._records[eid]
+        if len(self._records) > self._evict_at:
+            self._evict(_CACHE_TERMINAL // 10)
+
+    def _evict(self, n: int) -> None:
+        """Forget the finished records among the ``n`` oldest in the cache (not those
+        listened to or with a write pending). Should too few go (a fan-out larger than
+        the cache), the next pass waits for ``n`` more records: a pass is never made
+        per record."""
+        pending = self._writer.pending_ids()  # (once per pass: it looks at every write)
+        for eid in list(itertools.islice(self._records, n)):
+            old = self._records[eid]
+            if (
+                old.latest.is_terminal
+                and old.status.is_terminal
+                and eid not in self._listeners
+                and eid not in pending
+            ):
+                del self._records[eid]
+        self._evict_at = max(_CACHE_TERMINAL, len(self._records) + n)
 
     def _event(
         self,

@@ -3,7 +3,9 @@
 Every change is an :class:`Op`: the SQL statements that make it durable and an
 ``apply`` callback that makes it visible. Ops queued during one turn of the event loop
 (and the next) are committed together in one transaction; only then are their
-``apply`` callbacks run, in order, so nothing is shown before it is durable.
+``apply`` callbacks run, in order, so nothing is shown before it is durable. A group
+of more than :data:`MAX_COMMIT_OPS` ops is committed in parts, one per turn, so that a
+large batch of submissions never holds the event loop for long.
 
 * **Bad data stays with its execution.** If a statement fails for a reason of its own
   (a constraint, a value SQLite can't bind), the batch is replayed with one savepoint
@@ -23,7 +25,7 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import StorageError, storage_error
@@ -34,6 +36,8 @@ _log = logging.getLogger("daisi_async.server.store")
 
 RETRY_FIRST = 0.05
 RETRY_MAX = 2.0
+MAX_COMMIT_OPS = 500
+"""The most ops committed in one transaction (one turn of the event loop): about 10 ms."""
 MAX_KEPT_WHILE_FAILING = 200_000
 """While the storage fails, at most this many sheddable ops (log lines) are kept."""
 
@@ -51,12 +55,6 @@ class Op:
     """May be shed (a log line) when too much piles up while the storage fails."""
     on_dropped: Callable[[BaseException], None] | None = None
     """Called when the op will never be committed."""
-
-
-@dataclass
-class _Batch:
-    ops: list[Op] = field(default_factory=list)
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 class GroupWriter:
@@ -78,7 +76,10 @@ class GroupWriter:
         self._db = db
         self._on_data_error = on_data_error
         self._on_storage_error = on_storage_error
-        self._batch = _Batch()
+        self._ops: list[Op] = []  # queued, in order
+        self._added = 0  # ops ever queued
+        self._settled = 0  # ops ever committed, dropped or failed: the first ones queued
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # (ops to settle, waiter)
         self._scheduled = False
         self._retry: asyncio.TimerHandle | None = None
         self._delay = RETRY_FIRST
@@ -94,24 +95,25 @@ class GroupWriter:
     @property
     def pending(self) -> int:
         """The number of ops not yet committed."""
-        return len(self._batch.ops)
+        return len(self._ops)
 
-    def pending_for(self, eid: str) -> bool:
-        """Whether an op of execution ``eid`` waits to be committed."""
-        return any(op.eid == eid for op in self._batch.ops)
+    def pending_ids(self) -> set[str | None]:
+        """The executions with an op waiting to be committed (one pass over them all)."""
+        return {op.eid for op in self._ops}
 
     def add(self, op: Op) -> None:
         """Queue ``op``; it is committed the turn after next of the event loop."""
         if (
             self.failure is not None
             and op.sheddable
-            and len(self._batch.ops) >= MAX_KEPT_WHILE_FAILING
+            and len(self._ops) >= MAX_KEPT_WHILE_FAILING
         ):
             self._shed += 1
             if op.on_dropped is not None:
                 op.on_dropped(self.failure)
             return
-        self._batch.ops.append(op)
+        self._ops.append(op)
+        self._added += 1
         if self._scheduled or self._retry is not None:
             return  # while failing, the retry timer flushes
         self._scheduled = True
@@ -133,10 +135,10 @@ class GroupWriter:
 
         Raises :class:`StorageError` at once if the storage fails.
         """
-        if not self._batch.ops:
+        if not self._ops:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._batch.waiters.append(fut)
+        self._waiters.append((self._added, fut))
         if self.failure is not None:
             self.flush()  # try now: answer at once, or find the disk working again
         await fut
@@ -149,20 +151,39 @@ class GroupWriter:
 
     # -- committing ---------------------------------------------------------------------
     def flush(self) -> None:
-        """Commit every queued op in one transaction, then make them visible."""
+        """Commit the queued ops in one transaction (the first :data:`MAX_COMMIT_OPS`;
+        the rest the next turn), then make them visible."""
         self._scheduled = False
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
-        batch, self._batch = self._batch, _Batch()
-        if not batch.ops:
-            _resolve(batch.waiters, None)
-            return
+        while self._flush_part() and not self._next_turn():
+            pass  # (no event loop: write everything through now)
+
+    def _next_turn(self) -> bool:
+        """Flush the rest the next turn; False if there is no event loop."""
         try:
-            committed = self._commit(batch.ops)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self.flush)
+        return True
+
+    def _flush_part(self) -> bool:
+        """Commit the first :data:`MAX_COMMIT_OPS` queued ops; whether more are queued."""
+        part = self._ops[:MAX_COMMIT_OPS]
+        del self._ops[:MAX_COMMIT_OPS]
+        if not part:
+            self._wake(None)
+            return False
+        try:
+            committed = self._commit(part)
         except StorageError as err:
-            self._failed(batch, err)
-            return
+            self._failed(part, err)
+            return False
+        self._settled += len(part)
         if self.failure is not None:
             _log.warning(
                 "the store works again; %d writes were kept and are now committed", len(committed)
@@ -180,7 +201,17 @@ class GroupWriter:
                     op.apply()
                 except Exception:  # a listener's bug must not undo the commit
                     _log.exception("after a commit")
-        _resolve(batch.waiters, None)
+        self._wake(None)
+        return bool(self._ops)
+
+    def _wake(self, err: BaseException | None) -> None:
+        """Answer the waiters whose ops are all settled (all of them, with ``err``)."""
+        if err is None:
+            ready = [w for w in self._waiters if w[0] <= self._settled]
+            self._waiters = [w for w in self._waiters if w[0] > self._settled]
+        else:
+            ready, self._waiters = self._waiters, []
+        _resolve([fut for _, fut in ready], err)
 
     def _commit(self, ops: list[Op]) -> list[Op]:
         """Run ``ops`` in one transaction; returns those committed (all, unless bad data)."""
@@ -241,22 +272,23 @@ class GroupWriter:
                 self._on_data_error(key, problem)
         return committed
 
-    def _failed(self, batch: _Batch, err: StorageError) -> None:
+    def _failed(self, part: list[Op], err: StorageError) -> None:
         if self.failure is None:
             _log.error("%s; writes are kept and retried", err.message)
         self.failure = err
         kept: list[Op] = []
         dropped: list[Op] = []
-        for op in batch.ops:
+        for op in part:
             (dropped if op.droppable else kept).append(op)
+        self._settled += len(dropped)
         for op in dropped:
             if op.on_dropped is not None:
                 op.on_dropped(err)
-        # Ops queued while this flush ran (by callbacks) come after the kept ones.
-        self._batch.ops[:0] = kept
-        _resolve(batch.waiters, err)
+        # Kept ops come back first, before those queued after them.
+        self._ops[:0] = kept
+        self._wake(err)
         self._on_storage_error(kept, err)
-        if self._batch.ops:
+        if self._ops:
             self._schedule_retry()
 
     def _schedule_retry(self) -> None:
