@@ -51,7 +51,7 @@ __all__ = ["PIPELINE_DEPTH", "PIPELINE_WINDOW", "REQUEUE", "Entry", "Lane", "Req
 
 _log = logging.getLogger("daisi_async.server.workers")
 
-PIPELINE_DEPTH = 8
+PIPELINE_DEPTH = 16
 """The most jobs sent to one worker and not yet done (one running, the rest queued)."""
 
 PIPELINE_WINDOW = 0.005
