@@ -103,11 +103,7 @@ class GroupWriter:
 
     def add(self, op: Op) -> None:
         """Queue ``op``; it is committed the turn after next of the event loop."""
-        if (
-            self.failure is not None
-            and op.sheddable
-            and len(self._ops) >= MAX_KEPT_WHILE_FAILING
-        ):
+        if self.failure is not None and op.sheddable and len(self._ops) >= MAX_KEPT_WHILE_FAILING:
             self._shed += 1
             if op.on_dropped is not None:
                 op.on_dropped(self.failure)
