@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from daisi_async.server.workers import Job
+from daisi_async.server.workers.pool import PoolRetired
 from daisi_async.server.workers.room import WorkerRoom
 
 from .test_workers import job, make_daisi, open_pool, value
@@ -188,3 +189,31 @@ async def test_jobs_behind_one_over_its_time_limit_go_back_to_the_queue(tmp_path
         assert outcomes[0].error is not None
         assert outcomes[0].error["type"] == "daisi.TimeLimitExceeded"
         assert all(value(o)[2] != old_pid for o in outcomes[1:])
+
+
+async def test_retiring_sends_back_the_jobs_queued_on_a_worker(tmp_path: Path) -> None:
+    folder = make_daisi(tmp_path, APP)
+    marker = tmp_path / "ran.txt"
+    async with open_pool(folder) as pool:
+        running = asyncio.ensure_future(pool.run(job(tmp_path, "span", seconds=0.5)))
+        queued = asyncio.ensure_future(pool.run(job(tmp_path, "mark", path=str(marker))))
+        await asyncio.sleep(0.1)  # both are with the worker
+        await pool.retire()
+        assert value(await running)[1] > 0  # the running job finished
+        with pytest.raises(PoolRetired):
+            await queued
+        assert not marker.exists()
+
+
+async def test_jobs_wait_for_the_workers_that_are_starting(tmp_path: Path) -> None:
+    # Only ready workers count: the first worker to be ready does not take the jobs the
+    # others are starting for (they would have to be taken back from it).
+    folder = make_daisi(tmp_path, APP)
+    async with open_pool(folder, min_workers=0, max_workers=3) as pool:
+        runs = asyncio.gather(*(pool.run(job(tmp_path, "span", seconds=1)) for _ in range(3)))
+        while not pool._workers:  # until the first worker is ready
+            await pool._wait_change()
+        assert [len(w.lane.entries) for w in pool._workers] == [1]
+        spans = [value(r) for r in await runs]
+        assert len({pid for _, _, pid in spans}) == 3
+        assert max(began for began, _, _ in spans) < min(ended for _, ended, _ in spans)

@@ -27,7 +27,7 @@ What the server knows of each job is exact:
 
 Example:
     >>> lane = Lane(worker, memory_limit=2**30, on_free=print, on_end=print)  # doctest: +SKIP
-    >>> entry = lane.send(job, sent=job, on_start=None, on_log=print)  # doctest: +SKIP
+    >>> entry = lane.send(job, on_start=None, on_log=print)  # doctest: +SKIP
     >>> outcome = await entry.future  # doctest: +SKIP
 """
 
@@ -111,7 +111,6 @@ class Lane:
         "_task",
         "began_at",
         "entries",
-        "reserved",
         "worker",
     )
 
@@ -125,8 +124,6 @@ class Lane:
     ) -> None:
         self.worker = worker
         self.entries: collections.deque[Entry] = collections.deque()
-        self.reserved = 0
-        """Places promised to callers that will send their job in a moment."""
         self.began_at = 0.0
         """When the running job began (loop time)."""
         self._memory_limit = memory_limit
@@ -134,14 +131,9 @@ class Lane:
         self._task = asyncio.get_running_loop().create_task(self._read())
 
     # -- the pool's side ---------------------------------------------------------------
-    @property
-    def idle(self) -> bool:
-        """Nothing sent, nothing promised."""
-        return not self.entries and not self.reserved
-
     def open(self, now: float) -> bool:
         """Whether one more job may be sent now (see :data:`PIPELINE_WINDOW`)."""
-        if len(self.entries) + self.reserved >= PIPELINE_DEPTH:
+        if len(self.entries) >= PIPELINE_DEPTH:
             return False
         head = self.entries[0] if self.entries else None
         return head is None or not head.begun or now - self.began_at < PIPELINE_WINDOW
@@ -152,10 +144,12 @@ class Lane:
         *,
         on_start: Callable[[], None] | None,
         on_log: Callable[[dict[str, Any]], None],
+        future: asyncio.Future[Outcome | Requeue | None] | None = None,
     ) -> Entry:
-        """Send ``job`` (using a place :attr:`reserved` for it); await the entry's future."""
-        self.reserved -= 1
-        entry = Entry(job, asyncio.get_running_loop().create_future(), on_start, on_log)
+        """Send ``job``; its end comes in the entry's future (``future``, if given)."""
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+        entry = Entry(job, future, on_start, on_log)
         queued = bool(self.entries)
         self.entries.append(entry)
         head, bodies = run_frame(job, queued=queued)
@@ -177,13 +171,17 @@ class Lane:
         entry.cancelled = True
         self._cancel(entry)
 
-    def steal(self, now: float) -> int:
+    def steal(self, now: float, *, every: bool = False) -> int:
         """Take back the jobs waiting behind one that has run :data:`PIPELINE_WINDOW`
-        seconds or more (they end with :data:`REQUEUE`); how many were asked back."""
-        if not self.entries or not self.entries[0].begun or now - self.began_at < PIPELINE_WINDOW:
+        seconds or more (with ``every``: whatever runs); they end with :data:`REQUEUE`.
+        How many were asked back."""
+        if not self.entries:
+            return 0
+        head = self.entries[0]
+        if not every and (not head.begun or now - self.began_at < PIPELINE_WINDOW):
             return 0
         asked = 0
-        for entry in list(self.entries)[1:]:
+        for entry in self.entries:
             if not (entry.begun or entry.cancelled or entry.stolen):
                 entry.stolen = True
                 self._cancel(entry)

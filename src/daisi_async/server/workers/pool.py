@@ -16,7 +16,8 @@ with the queue, stopped when idle.
   during the backoff fails at once with the last import error.
   :meth:`WorkerPool.pin` tries again at once.
 * **Retired**: :meth:`WorkerPool.retire` (the Daisi was edited or removed) sends the
-  waiting calls back with :class:`PoolRetired` and lets the running ones finish.
+  waiting calls back with :class:`PoolRetired` (those queued on a worker too, unless
+  their job has begun) and lets the running ones finish.
 
 See :mod:`daisi_async.server.workers` for limits and containment.
 """
@@ -39,7 +40,7 @@ from .backoff import Backoff, as_import_error
 from .environment import worker_environment
 from .jobs import DaisiImportError, Job, Outcome, lost
 from .lane import Lane, Requeue
-from .placement import Placement
+from .placement import Placement, Ticket
 from .process import EXIT_GRACE, WorkerProcess, launch, package_root, wait_ready
 
 if TYPE_CHECKING:
@@ -117,8 +118,8 @@ class WorkerPool(Placement):
         self._all: set[WorkerProcess] = set()  # every worker whose process is not reaped yet
         self._workers: set[WorkerProcess] = set()  # ready, in service (idle or busy)
         self._idle: collections.deque[WorkerProcess] = collections.deque()
-        self._waiters: collections.deque[asyncio.Future[WorkerProcess]] = collections.deque()
-        self._again: collections.deque[asyncio.Future[WorkerProcess]] = collections.deque()
+        self._waiters: collections.deque[Ticket] = collections.deque()
+        self._again: collections.deque[Ticket] = collections.deque()
         self._starting = 0
         self._retiring = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -196,19 +197,16 @@ class WorkerPool(Placement):
         on_log = functools.partial(self._emit_log, job.eid)
         again = False
         while True:
-            worker = await self._acquire(again=again)
-            room, lane = worker.room, worker.lane
-            sent = job if room is None else room.stage(job)
-            entry = lane.send(sent, on_start=on_start, on_log=on_log)
+            ticket = Ticket(job, on_start, on_log)
+            self._place(ticket, again=again)
             try:
-                result = await entry.future
+                result = await ticket.future
             except BaseException:
-                lane.withdraw(entry)
-                if room is not None:
-                    room.clear(job)
-                if worker.gone:
-                    self._discard(worker)
+                self._abandon(ticket)
                 raise
+            worker = ticket.worker
+            assert worker is not None  # (the future ends with a result once it is sent)
+            room = worker.room
             if not isinstance(result, Requeue):
                 break
             if room is not None:
@@ -234,6 +232,9 @@ class WorkerPool(Placement):
             return
         self._retired = True
         self._fail_waiters(PoolRetired(f"the workers of {self.name!r} were replaced"))
+        now = asyncio.get_running_loop().time()
+        for worker in self._workers:  # jobs queued on workers that have not begun come back
+            worker.lane.steal(now, every=True)  # (and find the pool retired)
         for t in list(self._start_tasks):
             t.cancel()
         while self._idle:
@@ -422,7 +423,7 @@ class WorkerPool(Placement):
 
     def _freed(self, worker: WorkerProcess) -> None:
         """A job left the worker's lane (the lane calls this)."""
-        if worker.lane.idle:
+        if not worker.lane.entries:
             self._release(worker)
         elif not worker.gone:
             self._hand_out(worker)
@@ -440,41 +441,43 @@ class WorkerPool(Placement):
             self._retire(worker)
             self._notify()
 
-    async def _acquire(self, *, again: bool = False) -> WorkerProcess:
-        """A worker with a place reserved in its lane for the caller's job; ``again``:
-        the job was sent back by a lane, so it waits at the front of the queue."""
-        loop = asyncio.get_running_loop()
-        while True:
-            self._check_usable()
-            worker = None if self._waiters or self._again else self._pick()
-            if worker is None:
-                failure = self._backoff.failure
-                if (
-                    failure
-                    and not (self._workers or self._starting)
-                    and self._backoff.waiting(loop.time())
-                ):
-                    raise failure
-                waiter: asyncio.Future[WorkerProcess] = loop.create_future()
-                queue = self._again if again else self._waiters
-                queue.append(waiter)
-                self._rebalance()
-                try:
-                    worker = await waiter
-                except asyncio.CancelledError:
-                    if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                        given = waiter.result()
-                        given.lane.reserved -= 1
-                        self._freed(given)
-                    else:
-                        with contextlib.suppress(ValueError):
-                            queue.remove(waiter)
-                    raise
-            if worker.gone or worker.proc.returncode is not None:  # died meanwhile
-                worker.lane.reserved -= 1
+    def _place(self, ticket: Ticket, *, again: bool = False) -> None:
+        """Send the ticket's job to a worker that can take it now, else queue it (at the
+        front with ``again``: a lane sent it back) and grow the pool if it may.
+
+        Raises:
+            DaisiImportError: the last start failed, no worker is left and the backoff
+                is not over.
+            PoolRetired: the pool was retired.
+        """
+        self._check_usable()
+        while not (self._waiters or self._again) and (worker := self._pick()) is not None:
+            if worker.gone or worker.proc.returncode is not None:  # died while idle
                 self._discard(worker)
                 continue
-            return worker
+            self._send(worker, ticket)
+            return
+        failure = self._backoff.failure
+        loop = asyncio.get_running_loop()
+        if failure and not (self._workers or self._starting) and self._backoff.waiting(loop.time()):
+            raise failure
+        (self._again if again else self._waiters).append(ticket)
+        self._rebalance()
+
+    def _abandon(self, ticket: Ticket) -> None:
+        """The caller stopped waiting: take its job out of the queue, or back from its
+        worker (:meth:`~.lane.Lane.withdraw`)."""
+        worker, entry = ticket.worker, ticket.entry
+        if worker is None or entry is None:
+            for queue in (self._again, self._waiters):
+                with contextlib.suppress(ValueError):
+                    queue.remove(ticket)
+            return
+        worker.lane.withdraw(entry)
+        if worker.room is not None:
+            worker.room.clear(ticket.job)
+        if worker.gone:
+            self._discard(worker)
 
     def _check_usable(self, *, started: bool = True) -> None:
         if self._closed:
