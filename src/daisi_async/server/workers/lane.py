@@ -93,6 +93,7 @@ class Entry:
         self.stolen = False  # withdrawn for another worker to take
 
     def end(self, result: Outcome | Requeue | None) -> None:
+        """Give the job's end to whoever waits for it (no one, if its caller stopped)."""
         if not self.future.done():
             self.future.set_result(result)
 
