@@ -27,8 +27,9 @@ What the server knows of each job is exact:
 
 Example:
     >>> lane = Lane(worker, memory_limit=2**30, on_free=print, on_end=print)  # doctest: +SKIP
-    >>> entry = lane.send(job, on_start=None, on_log=print)  # doctest: +SKIP
-    >>> outcome = await entry.future  # doctest: +SKIP
+    >>> done = loop.create_future()  # doctest: +SKIP
+    >>> entry = lane.send(job, on_start=None, on_log=print, future=done)  # doctest: +SKIP
+    >>> outcome = await done  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -134,10 +135,12 @@ class Lane:
     # -- the pool's side ---------------------------------------------------------------
     def open(self, now: float) -> bool:
         """Whether one more job may be sent now (see :data:`PIPELINE_WINDOW`)."""
-        if len(self.entries) >= PIPELINE_DEPTH:
-            return False
-        head = self.entries[0] if self.entries else None
-        return head is None or not head.begun or now - self.began_at < PIPELINE_WINDOW
+        return len(self.entries) < PIPELINE_DEPTH and self._young(now)
+
+    def _young(self, now: float) -> bool:
+        """Whether no job runs, or the running one began under :data:`PIPELINE_WINDOW` ago."""
+        entries = self.entries
+        return not entries or not entries[0].begun or now - self.began_at < PIPELINE_WINDOW
 
     def send(
         self,
@@ -145,11 +148,9 @@ class Lane:
         *,
         on_start: Callable[[], None] | None,
         on_log: Callable[[dict[str, Any]], None],
-        future: asyncio.Future[Outcome | Requeue | None] | None = None,
+        future: asyncio.Future[Outcome | Requeue | None],
     ) -> Entry:
-        """Send ``job``; its end comes in the entry's future (``future``, if given)."""
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
+        """Send ``job``; its end comes in ``future`` (the entry's)."""
         entry = Entry(job, future, on_start, on_log)
         queued = bool(self.entries)
         self.entries.append(entry)
@@ -172,22 +173,15 @@ class Lane:
         entry.cancelled = True
         self._cancel(entry)
 
-    def steal(self, now: float, *, every: bool = False) -> int:
+    def steal(self, now: float, *, every: bool = False) -> None:
         """Take back the jobs waiting behind one that has run :data:`PIPELINE_WINDOW`
-        seconds or more (with ``every``: whatever runs); they end with :data:`REQUEUE`.
-        How many were asked back."""
-        if not self.entries:
-            return 0
-        head = self.entries[0]
-        if not every and (not head.begun or now - self.began_at < PIPELINE_WINDOW):
-            return 0
-        asked = 0
+        seconds or more (with ``every``: whatever runs); they end with :data:`REQUEUE`."""
+        if not every and self._young(now):
+            return
         for entry in self.entries:
             if not (entry.begun or entry.cancelled or entry.stolen):
                 entry.stolen = True
                 self._cancel(entry)
-                asked += 1
-        return asked
 
     def _cancel(self, entry: Entry) -> None:
         with contextlib.suppress(ConnectionError, OSError):
