@@ -26,20 +26,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from starlette.routing import Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .store import Event, ExecutionRecord
+from .tallies import Tallies
 
 if TYPE_CHECKING:
     from .engine import Runtime
@@ -50,6 +45,8 @@ __all__ = ["PRIVATE_LABEL", "Metrics", "MetricsMiddleware", "worker_counts"]
 PRIVATE_LABEL = "(private)"
 UNMATCHED = "(unmatched)"
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+_HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+"""``prometheus_client``'s default buckets, which this histogram had always used."""
 
 
 def worker_counts(rt: Runtime) -> dict[str, tuple[int, int, int]]:
@@ -68,47 +65,35 @@ class Metrics:
     """
 
     def __init__(self, rt: Runtime) -> None:
-        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created samples
         self.rt = rt
         self.registry = CollectorRegistry(auto_describe=True)
-        self.executions = Counter(
+        tallies = Tallies()  # plain numbers, read at scrape time (see .tallies)
+        self.executions = tallies.counter(
             "daisi_executions",
             "Execution status changes committed since the server started.",
             ["daisi", "status"],
-            registry=self.registry,
         )
-        self.durations = Histogram(
+        self.durations = tallies.histogram(
             "daisi_execution_duration_seconds",
             "Run time of executions, from a worker taking them to their end.",
             ["daisi", "status"],
-            buckets=_DURATION_BUCKETS,
-            registry=self.registry,
+            _DURATION_BUCKETS,
         )
-        self.requests = Counter(
+        self.requests = tallies.counter(
             "daisi_http_requests",
             "HTTP requests by method, route template and status.",
             ["method", "route", "status"],
-            registry=self.registry,
         )
-        self.latency = Histogram(
+        self.latency = tallies.histogram(
             "daisi_http_request_duration_seconds",
             "HTTP request time, to the end of the reply, by method and route template.",
             ["method", "route"],
-            registry=self.registry,
+            _HTTP_BUCKETS,
         )
+        self.registry.register(tallies)
         self.registry.register(_LiveCollector(self))
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._labels: dict[str, tuple[DaisiSpec, str]] = {}
         self._remove = rt.store.listen_all(self._on_event)
-
-    def child(self, family: Counter | Histogram, *values: str) -> Any:
-        """``family.labels(*values)``, looked up once (every execution and request
-        counts in a few of them: the label check and lock are not paid each time)."""
-        key = (id(family), values)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = family.labels(*values)
-        return found
 
     def close(self) -> None:
         """Stop counting executions."""
@@ -131,10 +116,9 @@ class Metrics:
         if ev is None or ev.kind != "status":
             return
         label = self.daisi_label(rec.daisi_id)
-        self.child(self.executions, label, ev.data).inc()
+        self.executions.inc(label, ev.data)
         if rec.status.is_terminal and rec.started_at is not None and rec.finished_at is not None:
-            run = max(0.0, rec.finished_at - rec.started_at)
-            self.child(self.durations, label, ev.data).observe(run)
+            self.durations.observe(max(0.0, rec.finished_at - rec.started_at), label, ev.data)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""
@@ -227,8 +211,8 @@ class MetricsMiddleware:
             method = scope.get("method", "")
             method = method if method in _METHODS else "other"  # labels stay few
             metrics = self.metrics
-            metrics.child(metrics.requests, method, route, str(status)).inc()
-            metrics.child(metrics.latency, method, route).observe(time.perf_counter() - start)
+            metrics.requests.inc(method, route, str(status))
+            metrics.latency.observe(time.perf_counter() - start, method, route)
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
