@@ -132,6 +132,49 @@ def test_a_run_with_logs_reads_back_the_events_it_showed_live(tmp_path: Path) ->
     ]
 
 
+def test_an_end_queued_behind_its_start_is_one_update_with_it(tmp_path: Path) -> None:
+    """A quick run's start and end, both waiting for the same commit, are one UPDATE;
+    listeners still see RUNNING, then FINISHED, only once committed."""
+    statements: list[str] = []
+
+    def run(store: Store, rec: ExecutionRecord) -> None:
+        store.db.set_trace_callback(statements.append)
+        store.start(rec)
+        store.finish(rec, ExecutionStatus.FINISHED, result_json="3")
+        assert (rec.status, rec.started_at) == (ExecutionStatus.QUEUED, None)  # not yet
+
+    live, stored, rec = _live_and_stored(tmp_path, run)
+    writes = [" ".join(s.split()[:2]) for s in statements if not s.startswith("SELECT")]
+    assert writes == ["BEGIN", "UPDATE executions", "COMMIT"]
+    assert [(e.seq, e.data) for e in stored] == [(1, "QUEUED"), (2, "RUNNING"), (3, "FINISHED")]
+    assert stored == live
+    assert rec.started_at is not None and rec.finished_at is not None
+    assert rec.started_at <= rec.finished_at
+    assert (rec.status, rec.result_json) == (ExecutionStatus.FINISHED, "3")
+
+
+def test_a_log_line_between_start_and_end_keeps_them_apart(tmp_path: Path) -> None:
+    """Folded, the end would be shown before the log line: it is not folded."""
+    statements: list[str] = []
+
+    def run(store: Store, rec: ExecutionRecord) -> None:
+        store.db.set_trace_callback(statements.append)
+        store.start(rec)
+        store.log(rec, "stdout", "between")
+        store.finish(rec, ExecutionStatus.FINISHED, result_json="3")
+
+    live, stored, _rec = _live_and_stored(tmp_path, run)
+    updates = [s for s in statements if s.startswith("UPDATE executions SET status")]
+    assert len(updates) == 2
+    assert [(e.seq, e.data) for e in stored] == [
+        (1, "QUEUED"),
+        (2, "RUNNING"),
+        (3, "between"),
+        (4, "FINISHED"),
+    ]
+    assert stored == live
+
+
 def test_a_run_cancelled_while_queued_ends_at_seq_2(tmp_path: Path) -> None:
     def run(store: Store, rec: ExecutionRecord) -> None:
         store.finish(rec, ExecutionStatus.CANCELLED)

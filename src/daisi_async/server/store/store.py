@@ -38,6 +38,14 @@ _INSERT_EXECUTION = (
     "INSERT INTO executions (id, daisi_id, endpoint, owner, status, created_at, started_at,"
     " args, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_END = (
+    "UPDATE executions SET status = ?, finished_at = ?, error = ?, result_key = ?,"
+    " result_size = ?, result_json = ?, seq = ? WHERE id = ?"
+)
+_END_STARTED = (  # a start and its end in one change
+    "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, error = ?,"
+    " result_key = ?, result_size = ?, result_json = ?, seq = ? WHERE id = ?"
+)
 _CACHE_TERMINAL = 50_000
 """Records kept in memory; past it, the oldest finished ones are forgotten a tenth at a
 time (they are read back from the database when asked for)."""
@@ -63,6 +71,7 @@ class Store(BlobMethods, Queries, Listeners):
         self._evict_at = _CACHE_TERMINAL  # the cache size at which the next pass runs
         self._unsaved: dict[str, ExecutionRecord] = {}  # created, creation not committed
         self._creating: dict[str, Op] = {}  # the ops of those creations, while queued
+        self._starting: dict[str, Op] = {}  # RUNNING changes queued, no later change after
         Listeners.__init__(self)
         self._idempotency: dict[tuple[str, str], str] = {}  # uncommitted creations' keys -> id
         self._data_failed: set[str] = set()
@@ -343,11 +352,12 @@ class Store(BlobMethods, Queries, Listeners):
         *,
         at: float,
         sheddable: bool = False,
-    ) -> None:
+    ) -> Op:
         """Queue ``statements`` as the change that makes event ``kind`` of ``rec`` (at
         time ``at``), shown to listeners once committed. A status change is its execution
         row's own change (:meth:`~.queries.Queries.events` reads it from there); a log
         line's statements also write its row of ``events``."""
+        self._starting.pop(rec.id, None)  # (an end can no longer be folded into it)
         rec.seq += 1
         ev = Event(seq=rec.seq, kind=kind, data=data, stream=stream, time=at)
 
@@ -356,7 +366,9 @@ class Store(BlobMethods, Queries, Listeners):
                 apply()
             self._notify(rec, ev)
 
-        self._writer.add(Op(rec.id, statements, visible, sheddable=sheddable))
+        op = Op(rec.id, statements, visible, sheddable=sheddable)
+        self._writer.add(op)
+        return op
 
     def start(self, rec: ExecutionRecord) -> None:
         """QUEUED -> RUNNING."""
@@ -373,7 +385,12 @@ class Store(BlobMethods, Queries, Listeners):
         if creation is not None:  # a worker took it at once: one INSERT says both
             self._start_created(rec, creation, started, apply)
             return
-        self._event(
+
+        def committed() -> None:
+            self._starting.pop(rec.id, None)
+            apply()
+
+        op = self._event(
             rec,
             "status",
             _RUNNING,
@@ -384,9 +401,14 @@ class Store(BlobMethods, Queries, Listeners):
                     (_RUNNING, started, rec.seq + 1, rec.id),
                 )
             ],
-            apply,
+            committed,
             at=started,
         )
+        # Until it is committed, an end that comes next is folded into this change.
+        # (No closure here refers to ``op``: a cycle would leave every op to the
+        # garbage collector.)
+        op.on_dropped = lambda exc: self._starting.pop(rec.id, None)
+        self._starting[rec.id] = op
 
     def _start_created(
         self, rec: ExecutionRecord, creation: Op, started: float, apply: Callable[[], None]
@@ -394,22 +416,9 @@ class Store(BlobMethods, Queries, Listeners):
         """QUEUED -> RUNNING folded into the queued creation of ``rec``: the execution is
         inserted RUNNING, started, in the same transaction (and both status events are
         shown, in order, once it is committed)."""
-        rec.seq += 1
-        ev = Event(seq=rec.seq, kind="status", data=_RUNNING, stream=None, time=started)
         sql, params = creation.statements[0]
-        creation.statements[0] = (
-            sql,
-            (*params[:4], ev.data, params[5], started, params[7], ev.seq),
-        )
-        created = creation.apply
-
-        def visible() -> None:
-            if created is not None:
-                created()
-            apply()
-            self._notify(rec, ev)
-
-        creation.apply = visible
+        inserted = (sql, (*params[:4], _RUNNING, params[5], started, params[7], rec.seq + 1))
+        self._fold(rec, creation, [inserted, *creation.statements[1:]], _RUNNING, apply, at=started)
 
     def finish(
         self,
@@ -442,21 +451,13 @@ class Store(BlobMethods, Queries, Listeners):
             result_key, content, result_size = result
             if content is not None:
                 statements.append(self._blob_statement(result_key, content, result_size, rec.owner))
-        statements.append(
-            (
-                "UPDATE executions SET status = ?, finished_at = ?, error = ?, result_key = ?,"
-                " result_size = ?, result_json = ?, seq = ? WHERE id = ?",
-                (
-                    text,
-                    finished,
-                    json.dumps(error) if error else None,
-                    result_key,
-                    result_size,
-                    result_json,
-                    rec.seq + 1,
-                    rec.id,
-                ),
-            )
+        ended = (
+            json.dumps(error) if error else None,
+            result_key,
+            result_size,
+            result_json,
+            rec.seq + 1,
+            rec.id,
         )
 
         def apply() -> None:
@@ -467,8 +468,41 @@ class Store(BlobMethods, Queries, Listeners):
             rec.result_size = result_size
             rec.result_json = result_json
 
+        starting = self._starting.pop(rec.id, None)
+        if starting is not None:  # its start is not committed yet: one UPDATE says both
+            started = starting.statements[0][1][1]
+            statements.append((_END_STARTED, (text, started, finished, *ended)))
+            self._fold(rec, starting, statements, text, apply, at=finished)
+            return True
+        statements.append((_END, (text, finished, *ended)))
         self._event(rec, "status", text, None, statements, apply, at=finished)
         return True
+
+    def _fold(
+        self,
+        rec: ExecutionRecord,
+        into: Op,
+        statements: list[tuple[str, tuple[Any, ...]]],
+        text: str,
+        apply: Callable[[], None],
+        *,
+        at: float,
+    ) -> None:
+        """Make the status event ``text`` of ``rec`` by changing the queued op ``into``
+        (the execution's last): its statements become ``statements``, and once they are
+        committed, its own event is shown, then this one."""
+        rec.seq += 1
+        ev = Event(seq=rec.seq, kind="status", data=text, stream=None, time=at)
+        into.statements = statements
+        before = into.apply
+
+        def visible() -> None:
+            if before is not None:
+                before()
+            apply()
+            self._notify(rec, ev)
+
+        into.apply = visible
 
     def log(self, rec: ExecutionRecord, stream: str, line: str) -> None:
         """Append one log line (ignored once the execution has ended)."""
