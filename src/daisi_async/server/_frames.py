@@ -7,13 +7,19 @@ The same framing is used in both directions over the worker's socket.
 The worker reads with the blocking :func:`read_frame`; the server (asyncio)
 reads with :func:`read_frame_async`. Neither side ever unpickles a body here:
 bodies are opaque bytes.
+
+The server reads headers with ``orjson`` (about 5x faster), the worker program with
+the standard library (a Daisi's own environment may lack ``orjson``). What ``orjson``
+refuses (a lone surrogate a Daisi printed, ``NaN``) is read by the standard library, so
+a header means the same either way. Headers are written by the standard library: a
+request's JSON may hold ``NaN``, which ``orjson`` would write as ``null``.
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # imported where used: the worker program reads frames without asyncio
@@ -27,6 +33,11 @@ MAX_HEADER_SIZE = 64 * 2**20
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _loads = json.JSONDecoder().decode
+_fast_loads: Callable[[bytes], Any] | None
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # a Daisi's environment without orjson
+    _fast_loads = None
 
 
 class Readable(Protocol):
@@ -53,7 +64,17 @@ def encode(header: Mapping[str, Any], body: bytes = b"") -> bytes:
     return encode_head(header, len(body)) + body
 
 
-def _decode_header(raw: bytes) -> dict[str, Any]:
+def _decode_header(raw: bytes, *, fast: bool = False) -> dict[str, Any]:
+    # ``fast``: only for headers the worker program writes, which hold no integer past
+    # 64 bits (``orjson`` would read it as a float).
+    if fast and _fast_loads is not None:
+        try:
+            header = _fast_loads(raw)
+        except ValueError:  # orjson.JSONDecodeError: a lone surrogate, or not JSON at all
+            pass
+        else:
+            if isinstance(header, dict):
+                return header
     try:
         header = _loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -111,4 +132,4 @@ async def read_frame_async(reader: asyncio.StreamReader) -> tuple[dict[str, Any]
         body = await reader.readexactly(body_len) if body_len else b""
     except asyncio.IncompleteReadError:
         raise FrameError("truncated frame") from None
-    return _decode_header(raw), body
+    return _decode_header(raw, fast=True), body
