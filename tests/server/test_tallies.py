@@ -31,7 +31,8 @@ def test_a_counter_reads_as_a_prometheus_counter() -> None:
     counter = tallies.counter("demo_calls", "Calls made.", ["daisi", "status"])
     ours.register(tallies)
     reference = Counter("demo_calls", "Calls made.", ["daisi", "status"], registry=theirs)
-    for daisi, status, times in (("b/x", "QUEUED", 3), ("a/y", "FINISHED", 2), ("b/x", "FAILED", 1)):
+    moves = (("b/x", "QUEUED", 3), ("a/y", "FINISHED", 2), ("b/x", "FAILED", 1))
+    for daisi, status, times in moves:
         for _ in range(times):
             counter.inc(daisi, status)
             reference.labels(daisi, status).inc()
@@ -43,9 +44,7 @@ def test_a_histogram_reads_as_a_prometheus_histogram() -> None:
     tallies = Tallies()
     histogram = tallies.histogram("demo_seconds", "Time taken.", ["route"], BOUNDS)
     ours.register(tallies)
-    reference = Histogram(
-        "demo_seconds", "Time taken.", ["route"], buckets=BOUNDS, registry=theirs
-    )
+    reference = Histogram("demo_seconds", "Time taken.", ["route"], buckets=BOUNDS, registry=theirs)
     for i, value in enumerate(VALUES):
         route = "/a" if i % 3 else "/b"
         histogram.observe(value, route)

@@ -386,8 +386,11 @@ class Store(BlobMethods, Queries, Listeners):
             self._start_created(rec, creation, started, apply)
             return
 
-        def committed() -> None:
+        def forget(_exc: BaseException | None = None) -> None:
             self._starting.pop(rec.id, None)
+
+        def committed() -> None:
+            forget()
             apply()
 
         op = self._event(
@@ -407,7 +410,7 @@ class Store(BlobMethods, Queries, Listeners):
         # Until it is committed, an end that comes next is folded into this change.
         # (No closure here refers to ``op``: a cycle would leave every op to the
         # garbage collector.)
-        op.on_dropped = lambda exc: self._starting.pop(rec.id, None)
+        op.on_dropped = forget
         self._starting[rec.id] = op
 
     def _start_created(
