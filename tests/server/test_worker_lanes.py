@@ -73,6 +73,34 @@ async def test_a_busy_worker_has_its_next_job_before_the_current_one_ends(tmp_pa
         assert second_began - first_end < 0.15  # (it would wait ~0.3 s for the loop)
 
 
+async def test_jobs_sent_to_a_busy_worker_in_one_loop_turn_go_in_one_write(
+    tmp_path: Path,
+) -> None:
+    folder = make_daisi(tmp_path, APP)
+    async with open_pool(folder) as pool:
+        (worker,) = pool._workers
+        writes: list[int] = []
+        send = worker.writer.writelines
+
+        def counted(frames: list[bytes]) -> None:
+            writes.append(len(frames))
+            send(frames)
+
+        worker.writer.writelines = counted  # type: ignore[method-assign]
+        first = asyncio.ensure_future(pool.run(job(tmp_path, "span", seconds=0)))
+        await asyncio.sleep(0)  # sent at once: the worker was idle
+        assert len(writes) == 1
+        behind = [
+            asyncio.ensure_future(pool.run(job(tmp_path, "span", seconds=0))) for _ in range(5)
+        ]
+        outcomes = await asyncio.gather(first, *behind)
+        assert len({value(o)[2] for o in outcomes}) == 1  # all on the one worker
+        # The five went in one write (four, if the first job had ended and the next went
+        # alone to the idle worker); one write per job before.
+        assert max(writes[1:]) >= 4
+        assert len(writes) <= 3
+
+
 async def test_a_queued_job_runs_and_is_timed_from_when_it_begins(tmp_path: Path) -> None:
     folder = make_daisi(tmp_path, APP)
     starts = Starts()

@@ -110,6 +110,7 @@ class Lane:
         "_memory_limit",
         "_on_end",
         "_on_free",
+        "_outbox",
         "_task",
         "began_at",
         "entries",
@@ -128,6 +129,8 @@ class Lane:
         self.entries: collections.deque[Entry] = collections.deque()
         self.began_at = 0.0
         """When the running job began (loop time)."""
+        self._outbox: list[bytes] | None = None
+        """Frames for a busy worker, written together at the end of this loop turn."""
         self._memory_limit = memory_limit
         self._on_free, self._on_end = on_free, on_end
         self._task = asyncio.get_running_loop().create_task(self._read())
@@ -155,9 +158,7 @@ class Lane:
         queued = bool(self.entries)
         self.entries.append(entry)
         head, bodies = run_frame(job, queued=queued)
-        # (a worker that is gone fails no write here: its reader sees the end of the stream)
-        with contextlib.suppress(ConnectionError, OSError):
-            self.worker.writer.writelines([head, *bodies])  # one system call, not one per part
+        self._write([head, *bodies], now=not queued)
         if not queued:
             self._begin(entry)
         return entry
@@ -184,8 +185,31 @@ class Lane:
                 self._cancel(entry)
 
     def _cancel(self, entry: Entry) -> None:
+        self._write([encode_head({"op": "cancel", "eid": entry.eid})], now=False)
+
+    def _write(self, frames: list[bytes], *, now: bool) -> None:
+        """Send ``frames`` to the worker: at once if it waits for them (``now``), else
+        with the lane's other frames of this loop turn, in one system call (a lane
+        refilled after a read of several ``done`` frames gets its jobs in one write,
+        and the worker wakes once for them)."""
+        outbox = self._outbox
+        if outbox is not None:  # frames already waiting go first
+            outbox.extend(frames)
+        elif now:
+            self._send_now(frames)
+        else:
+            self._outbox = frames
+            asyncio.get_running_loop().call_soon(self._send_outbox)
+
+    def _send_outbox(self) -> None:
+        frames, self._outbox = self._outbox, None
+        if frames:
+            self._send_now(frames)
+
+    def _send_now(self, frames: list[bytes]) -> None:
+        # (a worker that is gone fails no write here: its reader sees the end of the stream)
         with contextlib.suppress(ConnectionError, OSError):
-            self.worker.writer.write(encode_head({"op": "cancel", "eid": entry.eid}))
+            self.worker.writer.writelines(frames)  # one system call, not one per part
 
     # -- the worker's side -------------------------------------------------------------
     async def _read(self) -> None:
