@@ -204,7 +204,7 @@ def result_json(rt: Runtime, rec: ExecutionRecord) -> dict[str, Any] | None:
     if rec.result_json is not None:
         # ``size`` is the size of what ``/result`` answers: here the JSON text.
         size = len(json_text_bytes(rec.result_json))
-        return {"encoding": "json", "value": json.loads(rec.result_json), "size": size}
+        return {"encoding": "json", "value": JSONText(rec.result_json), "size": size}
     data: str | None = None
     if rec.result_size <= INLINE_RESULT_BYTES:
         blob = rt.store.get_blob(rec.result_key)
@@ -247,7 +247,7 @@ def dumps(body: Any) -> str:
     """
     if _fast is not None:  # orjson: 0.3 us instead of 9 us for an Execution object
         try:
-            out = _fast(body)
+            out = _fast(body, default=_fragment)
         except TypeError:  # orjson.JSONEncodeError: a surrogate, an int over 64 bits, ...
             pass
         else:
@@ -256,12 +256,45 @@ def dumps(body: Any) -> str:
     return _encode(body)
 
 
-_encode = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
-_fast: Callable[[Any], bytes] | None
+class JSONText:
+    """JSON text (a stored result) that :func:`dumps` writes into a reply as it is: not
+    read and written again for each reply.
+
+    Example:
+        >>> dumps({"value": JSONText('[1,{"a":2.5}]')})
+        '{"value":[1,{"a":2.5}]}'
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _parsed(obj: object) -> Any:
+    """The standard library's ``default``: a :class:`JSONText` as its value."""
+    if isinstance(obj, JSONText):
+        return json.loads(obj.text)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+_encode = json.JSONEncoder(
+    ensure_ascii=True, allow_nan=False, separators=(",", ":"), default=_parsed
+).encode
+_fast: Callable[..., bytes] | None
 try:
     from orjson import dumps as _fast
 except ImportError:  # the server extra installs it; the standard library does the same
     _fast = None
+
+
+def _fragment(obj: object) -> Any:
+    """orjson's ``default``: a :class:`JSONText` goes in verbatim."""
+    if isinstance(obj, JSONText):
+        from orjson import Fragment
+
+        return Fragment(obj.text)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
 class AsciiJSONResponse(JSONResponse):
