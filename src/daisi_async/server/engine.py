@@ -49,10 +49,12 @@ __all__ = [
 log = logging.getLogger("daisi_async.server")
 
 INLINE_RESULT_BYTES = 64 * 1024
-GROUP_WINDOW = 0.002
+GROUP_WINDOW = 0.005
 """Seconds the store gathers changes before a commit while :data:`BUSY` executions or
-more are in flight (a fan-out): fewer, larger commits. With fewer in flight it commits
-at once (the turn after next), so a lone call waits for no window."""
+more are in flight (a fan-out): fewer, larger commits, and most quick runs' start and end
+in one change. With fewer in flight it commits at once (the turn after next), so a lone
+call waits for no window. (5 ms against 2 ms, alternating runs of the 10,000-call gather
+benchmark: +6% calls per second, -8% of the server's CPU.)"""
 BUSY = 16
 
 
