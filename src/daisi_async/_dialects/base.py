@@ -9,6 +9,8 @@ the runtime's extensions; :mod:`.negotiate` picks one per server.
 from __future__ import annotations
 
 import abc
+import itertools
+import os
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -126,8 +128,28 @@ def _text(value: Any) -> str:
 
 
 def new_key() -> str:
-    """A fresh idempotency key."""
-    return uuid.uuid4().hex
+    """A fresh idempotency key: 128 random bits drawn once per process, then a counter
+    (a fan-out makes one per call: a counter costs a tenth of a UUID, with no system
+    call). A forked child draws its own bits, so parent and child never share a key.
+
+    Example:
+        >>> new_key() != new_key()
+        True
+    """
+    return f"{_key_prefix}{next(_key_count):x}"
+
+
+def _new_key_prefix() -> None:
+    global _key_prefix, _key_count
+    _key_prefix = uuid.uuid4().hex + "-"
+    _key_count = itertools.count()
+
+
+_key_prefix = ""
+_key_count = itertools.count()
+_new_key_prefix()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_key_prefix)
 
 
 class Dialect(abc.ABC):
