@@ -222,3 +222,79 @@ def test_status_rows_of_an_earlier_store_are_listed_once(tmp_path: Path) -> None
         assert store.events(rec.id, kind="status") == before
     finally:
         store.close()
+
+
+def _finish_with(tmp_path: Path, data: bytes) -> tuple[list[str], ExecutionRecord, Store]:
+    """A run ended with the result ``data`` (held in memory); the statements it wrote."""
+    store = Store(tmp_path)
+    store.open()
+    statements: list[str] = []
+
+    async def main() -> ExecutionRecord:
+        rec = store.create(daisi_id="d", endpoint="f", owner="al", args={})
+        await store.commit()
+        store.start(rec)
+        await store.commit()
+        store.db.set_trace_callback(statements.append)
+        store.finish(rec, ExecutionStatus.FINISHED, result=store.result_blob(f"r-{rec.id}", data))
+        await store.commit()
+        return rec
+
+    return statements, asyncio.run(main()), store
+
+
+def test_a_small_result_lives_in_its_execution_row(tmp_path: Path) -> None:
+    data = b"\x80\x05K\x03."  # pickle of 3
+    statements, rec, store = _finish_with(tmp_path, data)
+    try:
+        writes = [" ".join(s.split()[:3]) for s in statements if not s.startswith("SELECT")]
+        assert writes == ["BEGIN", "UPDATE executions SET", "COMMIT"]  # no row of blobs
+        blob = store.get_blob(f"r-{rec.id}")
+        assert blob is not None
+        assert (blob.data, blob.size, blob.owner, blob.path) == (data, len(data), "al", None)
+        assert rec.result_key == f"r-{rec.id}" and rec.result_size == len(data)
+        assert store.get_blob(f"r-{new_id_like(rec.id)}") is None  # another id: nothing
+    finally:
+        store.close()
+    again = Store(tmp_path)  # read back from the file by a new store
+    again.open()
+    try:
+        blob = again.get_blob(f"r-{rec.id}")
+        assert blob is not None and blob.data == data
+    finally:
+        again.close()
+
+
+def test_a_larger_result_is_a_row_of_blobs(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 8  # 2 KB: past ROW_RESULT_BYTES
+    statements, rec, store = _finish_with(tmp_path, data)
+    try:
+        assert any(s.startswith("INSERT OR REPLACE INTO blobs") for s in statements)
+        blob = store.get_blob(f"r-{rec.id}")
+        assert blob is not None and (blob.data, blob.owner) == (data, "al")
+    finally:
+        store.close()
+
+
+def test_a_store_made_before_results_lived_in_rows_opens_and_keeps_its_results(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    store.open()
+    old = store.create(daisi_id="d", endpoint="f", owner=None, args={})
+    store.flush()
+    store.db.execute("ALTER TABLE executions DROP COLUMN result_data")  # as an older store
+    store.close()
+    again = Store(tmp_path)
+    again.open()
+    try:
+        assert again.get(old.id) is not None
+        columns = {row[1] for row in again.db.execute("PRAGMA table_info(executions)")}
+        assert "result_data" in columns
+    finally:
+        again.close()
+
+
+def new_id_like(eid: str) -> str:
+    """An id of the same form that no execution has."""
+    return eid[:-4] + ("0000" if not eid.endswith("0000") else "1111")

@@ -27,6 +27,7 @@ from .lifecycle import DaisiUnavailable, Lifecycle
 from .registry import ArgumentsError, DaisiSpec, Registry
 from .store import (
     INLINE_BLOB_BYTES,
+    RESULT_PREFIX,
     Blob,
     ExecutionRecord,
     IdempotencyMismatch,
@@ -330,7 +331,7 @@ class Runtime(Waits):
                 job_args[name] = self._blob_arg(arg["blob"])
             else:
                 job_args[name] = {"json": arg["value"]}
-        result_key = f"r-{rec.id}"
+        result_key = RESULT_PREFIX + rec.id
         job = Job(
             eid=rec.id,
             endpoint=rec.endpoint,

@@ -11,7 +11,7 @@
 * :mod:`.errors` — :class:`StorageError` and text made storable.
 """
 
-from .blobs import INLINE_BLOB_BYTES, BlobTooLarge, valid_key
+from .blobs import INLINE_BLOB_BYTES, RESULT_PREFIX, BlobTooLarge, valid_key
 from .errors import StorageError, storable_text
 from .idempotency import IdempotencyMismatch, request_fingerprint
 from .lock import StoreLock, StoreLockedError
@@ -20,6 +20,7 @@ from .store import STORAGE_FAILED, Listener, Store
 
 __all__ = [
     "INLINE_BLOB_BYTES",
+    "RESULT_PREFIX",
     "STORAGE_FAILED",
     "Blob",
     "BlobTooLarge",

@@ -1,4 +1,5 @@
-"""Blob bytes on disk: small ones live in the database, large ones in files.
+"""Blob bytes on disk: small ones live in the database (a small result in its execution's
+row, :data:`ROW_RESULT_BYTES`), large ones in files.
 
 Files are written beside their final name and renamed into place, so a blob file is
 either whole or absent; a failed write (disk full) removes its partial file and raises
@@ -21,10 +22,24 @@ from .records import Blob
 from .schema import INSERT_BLOB
 from .writer import GroupWriter, Op
 
-__all__ = ["INLINE_BLOB_BYTES", "BlobFiles", "BlobMethods", "BlobTooLarge", "valid_key"]
+__all__ = [
+    "INLINE_BLOB_BYTES",
+    "RESULT_PREFIX",
+    "ROW_RESULT_BYTES",
+    "BlobFiles",
+    "BlobMethods",
+    "BlobTooLarge",
+    "valid_key",
+]
 
 INLINE_BLOB_BYTES = 256 * 1024
 """Blobs up to this size live in the database; larger ones are files."""
+ROW_RESULT_BYTES = 1024
+"""A result up to this size lives in its execution's row (``result_data``), written by
+the same ``UPDATE`` that ends the execution: no row of ``blobs`` (one write less per
+call). :meth:`BlobMethods.get_blob` finds it there under its key."""
+RESULT_PREFIX = "r-"
+"""The key of an execution's result is this prefix and the execution's id."""
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -200,10 +215,23 @@ class BlobMethods:
             "SELECT size, data, path, owner FROM blobs WHERE key = ?", (key,)
         ).fetchone()
         if row is None:
-            return None
+            return self._row_result(key)
         return Blob(
             key=key, size=row[0], data=row[1], path=Path(row[2]) if row[2] else None, owner=row[3]
         )
+
+    def _row_result(self, key: str) -> Blob | None:
+        """The small result kept in its execution's row (see :data:`ROW_RESULT_BYTES`)."""
+        if not key.startswith(RESULT_PREFIX):
+            return None
+        row = self.db.execute(
+            "SELECT result_size, result_data, owner FROM executions"
+            " WHERE id = ? AND result_key = ? AND result_data IS NOT NULL",
+            (key[len(RESULT_PREFIX) :], key),
+        ).fetchone()
+        if row is None:
+            return None
+        return Blob(key=key, size=row[0], data=row[1], path=None, owner=row[2])
 
     @staticmethod
     def iter_blob(blob: Blob, chunk_size: int = 1 << 20) -> Iterator[bytes]:

@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS executions (
     result_key TEXT,
     result_size INTEGER NOT NULL DEFAULT 0,
     result_json TEXT,
-    seq INTEGER NOT NULL DEFAULT 0
+    seq INTEGER NOT NULL DEFAULT 0,
+    result_data BLOB
 );
 CREATE INDEX IF NOT EXISTS executions_status ON executions(status, created_at);
 CREATE INDEX IF NOT EXISTS executions_owner ON executions(owner, created_at, id);
@@ -69,6 +70,9 @@ def open_database(path: Path, *, synchronous: str) -> sqlite3.Connection:
         columns = {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
         if "fingerprint" not in columns:  # a store made before fingerprints were kept
             db.execute("ALTER TABLE idempotency ADD COLUMN fingerprint TEXT")
+        columns = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
+        if "result_data" not in columns:  # made before small results lived in their row
+            db.execute("ALTER TABLE executions ADD COLUMN result_data BLOB")
     except BaseException:
         db.close()
         raise

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._wire import INTERRUPTED, ExecutionStatus
-from .blobs import BlobFiles, BlobMethods
+from .blobs import ROW_RESULT_BYTES, BlobFiles, BlobMethods
 from .checkpoints import Checkpointer
 from .errors import StorageError, storable, storable_text
 from .ids import new_id
@@ -40,11 +40,11 @@ _INSERT_EXECUTION = (
 )
 _END = (
     "UPDATE executions SET status = ?, finished_at = ?, error = ?, result_key = ?,"
-    " result_size = ?, result_json = ?, seq = ? WHERE id = ?"
+    " result_size = ?, result_json = ?, result_data = ?, seq = ? WHERE id = ?"
 )
 _END_STARTED = (  # a start and its end in one change
     "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, error = ?,"
-    " result_key = ?, result_size = ?, result_json = ?, seq = ? WHERE id = ?"
+    " result_key = ?, result_size = ?, result_json = ?, result_data = ?, seq = ? WHERE id = ?"
 )
 _CACHE_TERMINAL = 50_000
 """Records kept in memory; past it, the oldest finished ones are forgotten a tenth at a
@@ -450,15 +450,19 @@ class Store(BlobMethods, Queries, Listeners):
         statements: list[tuple[str, tuple[Any, ...]]] = []
         result_key: str | None = None
         result_size = 0
+        in_row: bytes | None = None  # a small result lives in the row (no blob row)
         if result is not None:
             result_key, content, result_size = result
-            if content is not None:
+            if isinstance(content, bytes) and result_size <= ROW_RESULT_BYTES:
+                in_row = content
+            elif content is not None:
                 statements.append(self._blob_statement(result_key, content, result_size, rec.owner))
         ended = (
             json.dumps(error) if error else None,
             result_key,
             result_size,
             result_json,
+            in_row,
             rec.seq + 1,
             rec.id,
         )
