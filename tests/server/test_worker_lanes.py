@@ -241,7 +241,8 @@ async def test_jobs_wait_for_the_workers_that_are_starting(tmp_path: Path) -> No
         runs = asyncio.gather(*(pool.run(job(tmp_path, "span", seconds=1)) for _ in range(3)))
         while not pool._workers:  # until the first worker is ready
             await pool._wait_change()
-        assert [len(w.lane.entries) for w in pool._workers] == [1]
+        # (under load a second worker may be ready too by the time this task runs)
+        assert {len(w.lane.entries) for w in pool._workers} == {1}
         spans = [value(r) for r in await runs]
         assert len({pid for _, _, pid in spans}) == 3
         assert max(began for began, _, _ in spans) < min(ended for _, ended, _ in spans)
