@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..._wire import ExecutionStatus
 from .blobs import ROW_RESULT_BYTES
@@ -43,14 +43,15 @@ class Changes:
     _creating: dict[str, Op]  # creations queued, not yet committed
     _starting: dict[str, Op]  # starts queued, with no later change of their execution
 
-    def _notify(self, rec: ExecutionRecord, ev: Event | None) -> None:  # the store's
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the store's own (listeners, blobs): declared, not defined here,
+        # so that the order of the store's bases never hides them
 
-    @staticmethod
-    def _blob_statement(
-        key: str, content: bytes | Path, size: int, owner: str | None
-    ) -> tuple[str, tuple[Any, ...]]:  # the store's
-        raise NotImplementedError
+        def _notify(self, rec: ExecutionRecord, ev: Event | None) -> None: ...
+
+        @staticmethod
+        def _blob_statement(
+            key: str, content: bytes | Path, size: int, owner: str | None
+        ) -> tuple[str, tuple[Any, ...]]: ...
 
     def _event(
         self,
