@@ -283,6 +283,7 @@ _encode = json.JSONEncoder(
 ).encode
 _fast: Callable[..., bytes] | None
 try:
+    from orjson import Fragment
     from orjson import dumps as _fast
 except ImportError:  # the server extra installs it; the standard library does the same
     _fast = None
@@ -291,8 +292,6 @@ except ImportError:  # the server extra installs it; the standard library does t
 def _fragment(obj: object) -> Any:
     """orjson's ``default``: a :class:`JSONText` goes in verbatim."""
     if isinstance(obj, JSONText):
-        from orjson import Fragment
-
         return Fragment(obj.text)
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 

@@ -112,8 +112,8 @@ class Tallies:
         self._metrics.append(metric)
         return metric
 
-    def describe(self) -> Iterable[Metric]:
-        return [m.family() for m in self._metrics]
-
     def collect(self) -> Iterable[Metric]:
         return [m.family() for m in self._metrics]
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()
