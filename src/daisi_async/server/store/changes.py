@@ -41,7 +41,7 @@ class Changes:
 
     _writer: GroupWriter
     _creating: dict[str, Op]  # creations queued, not yet committed
-    _starting: dict[str, Op]  # starts queued, with no later change of their execution
+    _starting: dict[str, tuple[Op, float]]  # starts queued (op, when), nothing after them
 
     if TYPE_CHECKING:  # the store's own (listeners, blobs): declared, not defined here,
         # so that the order of the store's bases never hides them
@@ -123,7 +123,7 @@ class Changes:
         # (No closure here refers to ``op``: a cycle would leave every op to the
         # garbage collector.)
         op.on_dropped = forget
-        self._starting[rec.id] = op
+        self._starting[rec.id] = (op, started)
 
     def _start_created(
         self, rec: ExecutionRecord, creation: Op, started: float, apply: Callable[[], None]
@@ -189,9 +189,9 @@ class Changes:
 
         starting = self._starting.pop(rec.id, None)
         if starting is not None:  # its start is not committed yet: one UPDATE says both
-            started = starting.statements[0][1][1]
+            op, started = starting
             statements.append((_END_STARTED, (text, started, finished, *ended)))
-            self._fold(rec, starting, statements, text, apply, at=finished)
+            self._fold(rec, op, statements, text, apply, at=finished)
             return True
         statements.append((_END, (text, finished, *ended)))
         self._event(rec, "status", text, None, statements, apply, at=finished)

@@ -63,7 +63,7 @@ class Store(BlobMethods, Queries, Listeners, Changes):
         self._evict_at = _CACHE_TERMINAL  # the cache size at which the next pass runs
         self._unsaved: dict[str, ExecutionRecord] = {}  # created, creation not committed
         self._creating: dict[str, Op] = {}  # the ops of those creations, while queued
-        self._starting: dict[str, Op] = {}  # RUNNING changes queued, no later change after
+        self._starting: dict[str, tuple[Op, float]] = {}  # RUNNING changes queued (and when)
         Listeners.__init__(self)
         self._idempotency: dict[tuple[str, str], str] = {}  # uncommitted creations' keys -> id
         self._data_failed: set[str] = set()
